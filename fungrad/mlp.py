@@ -1,0 +1,165 @@
+"""Multi-layer perceptrons as pure functions over a plain list of ``{"w", "b"}`` dicts.
+
+For ``sizes = [n0, n1, ..., nK]`` the parameters are K dicts; layer ``k`` holds
+``w: (n_{k-1}, n_k)`` and ``b: (n_k,)`` and computes ``z = x @ w + b``. Hidden layers then
+apply ``activation``, the last layer ``output_activation``::
+
+    F(x) = g(f(... f(x @ w1 + b1) ...) @ wK + bK)
+
+Nothing is hidden: parameters can be built, read, edited and saved with plain Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from fungrad.activations import Activation, get_activation
+
+__all__ = ["Params", "init", "apply", "check_params", "layer_sizes"]
+
+Params = list[dict[str, jax.Array]]
+Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
+
+_HE_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "softplus")
+
+
+def _default_initializer(activation: str | Activation) -> Initializer:
+    name = get_activation(activation).name
+    if name in _HE_FAMILY:
+        # He: Var(w) = 2 / n_in keeps the variance of relu-like activations stable.
+        return jax.nn.initializers.he_normal()
+    # Glorot: Var(w) = 2 / (n_in + n_out) suits tanh, sigmoid and identity.
+    return jax.nn.initializers.glorot_normal()
+
+
+def init(
+    key: jax.Array,
+    sizes: Sequence[int],
+    *,
+    dtype: Any = jnp.float32,
+    activation: str | Activation = "relu",
+    weight_init: Initializer | None = None,
+) -> Params:
+    """Initialise an MLP with layer widths ``sizes = [n0, n1, ..., nK]``.
+
+    Weights are drawn from ``weight_init(key, (n_in, n_out), dtype)``; biases start at 0.
+    The default is scaled for ``activation``: He normal (``Var(w) = 2 / n_in``) for the
+    relu family, Glorot normal (``Var(w) = 2 / (n_in + n_out)``) for tanh, sigmoid and
+    identity. Any ``jax.nn.initializers`` initializer can be given instead.
+
+    Args:
+        key: a PRNG key.
+        sizes: at least two positive integers: the input width, then each layer's width.
+        dtype: the parameters' dtype, e.g. ``jnp.float32`` or ``jnp.float64``.
+        activation: the hidden activation the default initialiser is scaled for.
+        weight_init: an initializer ``(key, shape, dtype) -> array`` to use instead.
+
+    Returns:
+        ``[{"w": (n0, n1), "b": (n1,)}, ..., {"w": (n_{K-1}, nK), "b": (nK,)}]``.
+
+    Raises:
+        ValueError: if ``sizes`` has fewer than two entries or a non-positive width.
+
+    Example:
+        >>> import jax
+        >>> params = init(jax.random.key(0), [4, 8, 3])
+        >>> [p["w"].shape for p in params]
+        [(4, 8), (8, 3)]
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
+        raise ValueError(
+            f"sizes: expected at least two positive integers [n_in, ..., n_out], got {sizes}"
+        )
+    initializer = weight_init if weight_init is not None else _default_initializer(activation)
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [
+        {"w": initializer(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def check_params(params: Any, *, argname: str = "params") -> None:
+    """Raise a clear error unless ``params`` is in the pinned layout.
+
+    The layout is a non-empty list (or tuple) of dicts with exactly the keys ``"w"`` (2-D) and
+    ``"b"`` (1-D), where ``b`` matches ``w``'s columns and each ``w``'s rows match the previous
+    layer's width. Only shapes are read, so this is free under ``jit``.
+    """
+    if not isinstance(params, (list, tuple)) or not params:
+        raise TypeError(
+            f"{argname}: expected a non-empty list of {{'w', 'b'}} dicts, "
+            f"got {type(params).__name__}"
+        )
+    previous = None
+    for i, layer in enumerate(params):
+        if not isinstance(layer, dict) or set(layer) != {"w", "b"}:
+            got = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+            raise TypeError(f"{argname}[{i}]: expected a dict with keys 'w' and 'b', got {got}")
+        w_shape, b_shape = jnp.shape(layer["w"]), jnp.shape(layer["b"])
+        if len(w_shape) != 2:
+            raise ValueError(f"{argname}[{i}]['w']: expected a 2-D (n_in, n_out) array, got {w_shape}")
+        if b_shape != (w_shape[1],):
+            raise ValueError(f"{argname}[{i}]['b']: expected shape ({w_shape[1]},), got {b_shape}")
+        if previous is not None and w_shape[0] != previous:
+            raise ValueError(
+                f"{argname}[{i}]['w']: expected {previous} rows to follow the previous layer's "
+                f"{previous} outputs, got shape {w_shape}"
+            )
+        previous = w_shape[1]
+
+
+def layer_sizes(params: Params) -> list[int]:
+    """The widths ``[n0, n1, ..., nK]`` of an MLP's parameters."""
+    return [jnp.shape(params[0]["w"])[0]] + [jnp.shape(p["w"])[1] for p in params]
+
+
+def check_input(params: Params, x: Any, *, argname: str = "x") -> jax.Array:
+    """Check that ``x`` is one sample ``(n0,)`` or a batch ``(batch, n0)`` for ``params``."""
+    x = jnp.asarray(x)
+    n_in = jnp.shape(params[0]["w"])[0]
+    if x.ndim not in (1, 2) or x.shape[-1] != n_in:
+        raise ValueError(
+            f"{argname}: expected shape ({n_in},) or (batch, {n_in}) to match the first layer, "
+            f"got {x.shape}"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(params[0]["w"].dtype, jnp.float32))
+    return x
+
+
+def apply(
+    params: Params,
+    x: jax.Array,
+    *,
+    activation: str | Activation = "relu",
+    output_activation: str | Activation = "identity",
+) -> jax.Array:
+    """Run the MLP: ``z_k = a_{k-1} @ w_k + b_k``, ``a_k = f(z_k)``, last layer ``g(z_K)``.
+
+    Args:
+        params: the layer list from :func:`init` (or any list in that layout).
+        x: one sample ``(n0,)`` or a batch ``(batch, n0)``.
+        activation: hidden activation, a name or :class:`fungrad.Activation`.
+        output_activation: the last layer's activation.
+
+    Returns:
+        ``(nK,)`` for one sample, ``(batch, nK)`` for a batch; dtype follows the inputs.
+
+    Raises:
+        ValueError, TypeError: on parameters not in the pinned layout, an input whose last axis
+            does not match the first layer, or an unknown activation name.
+    """
+    check_params(params)
+    x = check_input(params, x)
+    hidden = get_activation(activation)
+    output = get_activation(output_activation, argname="output_activation")
+    a = x
+    for i, layer in enumerate(params):
+        z = a @ layer["w"] + layer["b"]
+        a = output.fn(z) if i == len(params) - 1 else hidden.fn(z)
+    return a
