@@ -1,24 +1,41 @@
-"""fungrad: a purely functional JAX framework for training neural networks."""
+"""fungrad: a purely functional JAX framework for training neural networks.
 
-from fungrad import activations, backprop, losses, mlp
+Models are pure functions over plain parameter pytrees (:mod:`fungrad.mlp`); gradients come
+from the hand-written backprop engine (:mod:`fungrad.backprop`) or from JAX's autodiff; update
+rules are optax transformations (:mod:`fungrad.optim`); training runs as compiled epochs
+(:func:`fungrad.fit`) and vmapped restarts (:func:`fungrad.fit_restarts`).
+"""
+
+from fungrad import activations, backprop, losses, mlp, optim, stopping
 from fungrad.activations import Activation, get_activation, register_activation
 from fungrad.backprop import per_sample_value_and_grad, value_and_grad
 from fungrad.losses import Loss, accuracy, get_loss, zero_one
+from fungrad.stopping import StopCondition
+from fungrad.train import FitResult, RestartsResult, TrainState, evaluate, fit, fit_restarts
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "FitResult",
     "Loss",
+    "RestartsResult",
+    "StopCondition",
+    "TrainState",
     "accuracy",
     "activations",
     "backprop",
+    "evaluate",
+    "fit",
+    "fit_restarts",
     "get_activation",
     "get_loss",
     "losses",
     "mlp",
+    "optim",
     "per_sample_value_and_grad",
     "register_activation",
+    "stopping",
     "value_and_grad",
     "zero_one",
 ]

@@ -110,11 +110,15 @@ def backward(
     for k in range(len(params) - 1, -1, -1):
         a_in, _ = residuals[k]
         dx, dw, db = dense_vjp(a_in, params[k]["w"], delta)
-        grads[k] = {"w": dw, "b": db}
+        # A cotangent has its primal's dtype (as with jax.grad): float32 params fed float64
+        # data get float32 gradients, so an optimizer step cannot silently promote them.
+        grads[k] = {"w": dw.astype(params[k]["w"].dtype), "b": db.astype(params[k]["b"].dtype)}
         if k > 0:
             delta = activation_vjp(hidden, residuals[k - 1][1], dx)
         else:
-            delta = dx
+            delta = dx.astype(a_in.dtype)
+    if isinstance(params, tuple):
+        return tuple(grads), delta
     return grads, delta
 
 

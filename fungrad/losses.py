@@ -180,7 +180,9 @@ def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str
             expected = f"integer labels ({batch},) or probabilities ({batch}, {k})"
         elif k == 1:
             expected += f" or ({batch},)"
-        raise ValueError(f"{argname}: expected shape {expected} for loss {loss.name!r}, got {y.shape}")
+        raise ValueError(
+            f"{argname}: expected shape {expected} for loss {loss.name!r}, got {y.shape}"
+        )
     if not jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(jnp.result_type(float))
     return y
@@ -199,9 +201,7 @@ def zero_one(y_hat: jax.Array, y: jax.Array) -> jax.Array:
         truth = jnp.reshape(y, predicted.shape) > 0.5
         return (predicted != truth).astype(y_hat.dtype)
     labels = y if jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) else jnp.argmax(y, axis=-1)
-    return (jnp.argmax(y_hat, axis=-1) != jnp.reshape(labels, y_hat.shape[:-1])).astype(
-        y_hat.dtype
-    )
+    return (jnp.argmax(y_hat, axis=-1) != jnp.reshape(labels, y_hat.shape[:-1])).astype(y_hat.dtype)
 
 
 def accuracy(y_hat: jax.Array, y: jax.Array) -> jax.Array:

@@ -102,7 +102,9 @@ def check_params(params: Any, *, argname: str = "params") -> None:
             raise TypeError(f"{argname}[{i}]: expected a dict with keys 'w' and 'b', got {got}")
         w_shape, b_shape = jnp.shape(layer["w"]), jnp.shape(layer["b"])
         if len(w_shape) != 2:
-            raise ValueError(f"{argname}[{i}]['w']: expected a 2-D (n_in, n_out) array, got {w_shape}")
+            raise ValueError(
+                f"{argname}[{i}]['w']: expected a 2-D (n_in, n_out) array, got {w_shape}"
+            )
         if b_shape != (w_shape[1],):
             raise ValueError(f"{argname}[{i}]['b']: expected shape ({w_shape[1]},), got {b_shape}")
         if previous is not None and w_shape[0] != previous:
