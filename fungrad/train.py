@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fungrad import backprop, mlp
+from fungrad import backprop, mlp, parallel
 from fungrad.activations import Activation, get_activation
 from fungrad.losses import Loss, get_loss, prepare_targets, zero_one
 from fungrad.stopping import StopCondition
@@ -111,6 +111,7 @@ class _Program(NamedTuple):
     epochs: int
     stops: tuple[StopCondition, ...]
     metrics: tuple[str, ...]
+    batch_sharding: Any = None  # NamedSharding of a minibatch under a "data" mesh
 
     @property
     def steps_per_epoch(self) -> int:
@@ -188,6 +189,10 @@ def _run_epoch(program: _Program, optimizer, state: TrainState, x, y):
         indices, weights = batch
         x_batch = x if indices is None else jnp.take(x, indices, axis=0)
         y_batch = y if indices is None else jnp.take(y, indices, axis=0)
+        if program.batch_sharding is not None:
+            x_batch, y_batch, weights = jax.lax.with_sharding_constraint(
+                (x_batch, y_batch, weights), program.batch_sharding
+            )
         value, grads, y_hat = program.grad_fn(state.params, x_batch, y_batch, weights)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -301,6 +306,8 @@ def _build_program(
     gradients,
     stop,
     validation,
+    mesh=None,
+    mesh_axes=(parallel.DATA_AXIS,),
 ):
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
@@ -346,7 +353,17 @@ def _build_program(
                 f"stop: {s.name} reads {', '.join(missing)}, which this run does not record; "
                 f"recorded metrics: {', '.join(metrics)}"
             )
-    program = _Program(grad_fn, eval_fn, n, batch_size, epochs, stops, tuple(metrics))
+    batch_sharding = None
+    if mesh is not None:
+        parallel.check_mesh(mesh, batch=batch_size or n, axes=mesh_axes)
+        if parallel.DATA_AXIS in mesh.axis_names:
+            batch_sharding = parallel.batch_sharded(mesh)
+        x, y, validation = parallel.place((x, y, validation), parallel.replicated(mesh))
+    else:
+        x, y, validation = jax.device_put((x, y, validation))
+    program = _Program(
+        grad_fn, eval_fn, n, batch_size, epochs, stops, tuple(metrics), batch_sharding
+    )
     return program, x, y, validation
 
 
@@ -384,6 +401,7 @@ def fit(
     callback: Callable[[int, dict[str, float]], None] | None = None,
     on_divergence: str = "stop",
     initial_state: TrainState | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     """Train by minimising the mean loss with ``optimizer``, one compiled epoch at a time.
 
@@ -413,6 +431,9 @@ def fit(
         on_divergence: ``"stop"`` (end the run, keep the last finite params) or ``"raise"``.
         initial_state: a :class:`TrainState` to continue from (e.g. a restored checkpoint);
             ``params`` then only fixes the structure.
+        mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis for data-parallel training: each
+            minibatch is split over that axis, params and optimizer state are replicated (see
+            :mod:`fungrad.parallel`). ``batch_size`` must be a multiple of the axis size.
 
     Returns:
         A :class:`FitResult`.
@@ -445,12 +466,15 @@ def fit(
         gradients=gradients,
         stop=stop,
         validation=validation,
+        mesh=mesh,
     )
     if initial_state is None:
         params = jax.tree.map(jnp.asarray, params)
         state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
     else:
         state = initial_state
+    if mesh is not None:
+        state = parallel.place(state, parallel.replicated(mesh))
     carry = _initial_carry(program, state, _history_dtype(state.params))
     advance = jax.jit(
         lambda carry, x, y, validation: _advance(program, optimizer, carry, x, y, validation)
@@ -500,6 +524,7 @@ def fit_restarts(
     validation: tuple[jax.Array, jax.Array] | None = None,
     select: str | None = None,
     mode: str | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> RestartsResult:
     """Train R runs as one vmapped, compiled program and pick the best.
 
@@ -522,6 +547,9 @@ def fit_restarts(
         select: the metric the best run is chosen by (its final value); default ``val_loss``
             with validation, else ``loss``.
         mode: ``"min"`` or ``"max"``; default ``"max"`` for accuracies, else ``"min"``.
+        mesh: a ``jax.sharding.Mesh`` with a ``"runs"`` axis spreads the runs over its devices
+            (the number of runs must be a multiple of its size), and/or a ``"data"`` axis
+            splits each minibatch over its devices, as in :func:`fit`.
         Other arguments are as in :func:`fit`.
 
     Returns:
@@ -569,6 +597,8 @@ def fit_restarts(
         gradients=gradients,
         stop=stop,
         validation=validation,
+        mesh=mesh,
+        mesh_axes=(parallel.DATA_AXIS, parallel.RUNS_AXIS),
     )
     metric = select or ("val_loss" if validation is not None else "loss")
     if metric not in program.metrics:
@@ -580,6 +610,16 @@ def fit_restarts(
         raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
     keys = jax.random.split(key, runs)
     dtype = _history_dtype(first)
+    if mesh is not None and parallel.RUNS_AXIS in mesh.axis_names:
+        devices = mesh.shape[parallel.RUNS_AXIS]
+        if runs % devices:
+            raise ValueError(
+                f"params: {runs} runs cannot be spread evenly over the mesh's {devices} 'runs' "
+                f"devices; use a multiple of {devices} runs"
+            )
+        params, keys, learning_rates = parallel.place(
+            (params, keys, learning_rates), parallel.NamedSharding(mesh, parallel.P("runs"))
+        )
 
     def one_run(params, learning_rate, key, x, y, validation):
         opt = optimizer if learning_rate is None else optimizer(learning_rate)
