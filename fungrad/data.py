@@ -24,6 +24,7 @@ import gzip
 import io
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from importlib import resources
@@ -191,23 +192,29 @@ def load_npz(path: PathLike) -> Dataset:
             values or lengths are wrong.
     """
     path = _path(path, "path")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
-    if not isinstance(arrays, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive of arrays 'x' and 'y', got one array")
-    with arrays:
-        missing = [name for name in ("x", "y") if name not in arrays.files]
-        if missing:
-            raise ValueError(
-                f"{path}: expected arrays 'x' and 'y', missing {', '.join(map(repr, missing))}"
-                f" (it holds: {', '.join(map(repr, arrays.files)) or 'nothing'})"
-            )
+    damaged = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+    # np.load is given an open file, not the path: it leaks its own handle when the zip is bad.
+    with path.open("rb") as file:
         try:
-            x, y = arrays["x"], arrays["y"]
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-            raise ValueError(f"{path}: damaged array in the .npz archive ({error})") from error
+            arrays = np.load(file, allow_pickle=False)
+        except damaged as error:
+            raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{path}: expected an .npz archive of arrays 'x' and 'y', got one array"
+            )
+        with arrays:
+            missing = [name for name in ("x", "y") if name not in arrays.files]
+            if missing:
+                raise ValueError(
+                    f"{path}: expected arrays 'x' and 'y', missing "
+                    f"{', '.join(map(repr, missing))} "
+                    f"(it holds: {', '.join(map(repr, arrays.files)) or 'nothing'})"
+                )
+            try:
+                x, y = arrays["x"], arrays["y"]
+            except damaged as error:
+                raise ValueError(f"{path}: damaged array in the .npz archive ({error})") from error
     return _dataset(x, y, path.name, str(path))
 
 
@@ -327,21 +334,26 @@ def load_csv(
             header = not all(map(_is_number, fields)) or (
                 not _is_number(first[label]) and numeric_label_below
             )
+    if header and second is None:
+        raise ValueError(f"{path}: no data rows after the header")
     label = _label_index(label_column, first if header else None, width, path)
     skip = first_line if header else first_line - 1
     features = [i for i in range(width) if i != label]
 
     def read(columns, dtype):
-        return np.loadtxt(
-            io.StringIO(text),
-            delimiter=",",
-            skiprows=skip,
-            usecols=columns,
-            dtype=dtype,
-            comments=None,
-            quotechar='"',
-            ndmin=2 if dtype is np.float32 else 1,
-        )
+        with warnings.catch_warnings():
+            # Blank lines are skipped; NumPy warns that they are not counted as rows.
+            warnings.filterwarnings("ignore", "Input line", UserWarning)
+            return np.loadtxt(
+                io.StringIO(text),
+                delimiter=",",
+                skiprows=skip,
+                usecols=columns,
+                dtype=dtype,
+                comments=None,
+                quotechar='"',
+                ndmin=2 if dtype is np.float32 else 1,
+            )
 
     try:
         try:
@@ -355,8 +367,6 @@ def load_csv(
         if str(error).startswith(str(path)):
             raise
         raise ValueError(f"{path}: cannot read as CSV ({error})") from error
-    if x.shape[0] == 0:
-        raise ValueError(f"{path}: no data rows after the header")
     empty = np.flatnonzero(np.char.str_len(labels) == 0)
     if empty.size:
         raise ValueError(f"{path}: data row {empty[0] + 1} has an empty label (column {label + 1})")
@@ -455,8 +465,8 @@ def load(source: str, *, label_column: str | int = -1, labels: str | None = None
 
     Args:
         source: a bundled dataset name (``"digits"``), or a path to an ``.npz`` archive
-            (:func:`load_npz`), a ``.csv`` / ``.csv.gz`` file (:func:`load_csv`), or an IDX
-            images file (:func:`load_idx`, with ``labels``).
+                (:func:`load_npz`), a ``.csv`` / ``.csv.gz`` file (:func:`load_csv`), or an IDX
+                images file (:func:`load_idx`, with ``labels``).
         label_column: the CSV label column, by name or index.
         labels: the IDX labels file that goes with an IDX images ``source``.
 
@@ -561,7 +571,7 @@ def split(
         y: labels or targets ``(n, ...)``.
         seed: the seed of the shuffle.
         validation: the fraction of rows for validation, in ``[0, 1)``; ``0`` gives empty
-            ``x_val``, ``y_val`` (shape ``(0, d)``).
+                ``x_val``, ``y_val`` (shape ``(0, d)``).
         test: the fraction of rows for testing, in ``[0, 1)``.
         stratify: keep the class proportions in every part (integer labels only).
 
@@ -570,7 +580,7 @@ def split(
 
     Raises:
         ValueError, TypeError: for mismatched lengths, fractions outside ``[0, 1)`` or summing
-            to 1 or more, or too few rows to leave a training part.
+                to 1 or more, or too few rows to leave a training part.
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 1 or x.shape[0] == 0:
