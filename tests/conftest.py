@@ -1,0 +1,23 @@
+"""Test configuration shared by every test module.
+
+Double precision is switched on for the whole test session, here, before any test module
+creates an array: gradients are compared with ``jax.grad`` at about 1e-10 relative, which
+only float64 can show. The consequence for every test: a bare ``jnp.asarray(1.0)`` or
+``jax.random.normal(key, shape)`` is float64, so a test of float32 behaviour must create its
+parameters and data with an explicit ``dtype=jnp.float32`` (``mlp.init`` already defaults to
+float32 parameters).
+
+Hypothesis runs under the deterministic ``ci`` profile unless ``HYPOTHESIS_PROFILE`` names
+another one (``dev`` draws fresh random examples each run).
+"""
+
+import os
+
+import jax
+from hypothesis import settings
+
+jax.config.update("jax_enable_x64", True)
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
