@@ -538,7 +538,7 @@ def fit_restarts(
     ``learning_rates[r]`` and key ``keys[r] = jax.random.split(key, R)[r]``; it trains inside a
     ``lax.while_loop`` and stops on its own condition, while the others go on. The result of
     run ``r`` equals ``fit(params[r], ..., optimizer=optimizer(learning_rates[r]),
-    key=keys[r])``.
+    key=keys[r])``. Arguments not listed below are as in :func:`fit`.
 
     Args:
         params: a list of R initial params, or one pytree stacked on a leading run axis
@@ -555,7 +555,6 @@ def fit_restarts(
         mesh: a ``jax.sharding.Mesh`` with a ``"runs"`` axis spreads the runs over its devices
             (the number of runs must be a multiple of its size), and/or a ``"data"`` axis
             splits each minibatch over its devices, as in :func:`fit`.
-        Other arguments are as in :func:`fit`.
 
     Returns:
         A :class:`RestartsResult`.
