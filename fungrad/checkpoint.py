@@ -10,8 +10,8 @@ A checkpoint is one uncompressed zip archive in NumPy's ``.npz`` layout:
 
 No pickle anywhere: loading runs no code, and ``np.load(path)["params/0/w"]`` reads a weight
 matrix without fungrad. Typed PRNG keys are stored as their raw ``key_data`` with the name of
-their implementation. :func:`save` writes a temporary file beside the target, flushes and
-``fsync``\\ s it, and renames it over the target, so a run killed mid-write leaves the previous
+their implementation. :func:`save` writes a temporary file beside the target, flushes it to disk
+(``os.fsync``) and renames it over the target, so a run killed mid-write leaves the previous
 checkpoint whole.
 
 Example:
