@@ -1,0 +1,37 @@
+"""The benchmark script runs end to end in its quick mode (peers that are not installed are skipped)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path):
+    out = tmp_path / "figures.json"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    stdout = completed.stdout
+    assert (
+        "| batch | variant | ms/step | samples/s | GFLOP/s | % of matmul | vs raw JAX |" in stdout
+    )
+    assert "| fungrad fit (backprop) |" in stdout
+    assert "| raw JAX (scan + optax) |" in stdout
+    assert "## Targets" in stdout
+    figures = json.loads(out.read_text())
+    assert figures["mode"] == "quick"
+    names = {row["name"] for row in figures["steps"]}
+    assert {"fungrad fit (backprop)", "fungrad fit (autodiff)", "raw JAX (scan + optax)"} <= names
+    for row in figures["steps"]:
+        assert row["step_s"] > 0
+    prefixes = {"equinox": "optax + equinox", "flax": "optax + flax", "torch": "PyTorch eager"}
+    for module, prefix in prefixes.items():
+        measured = any(name.startswith(prefix) for name in names)
+        skipped = f"{module}: not installed" in stdout
+        assert measured != skipped, f"{module}: expected its rows or a line saying it is skipped"
