@@ -168,10 +168,6 @@ def _member_name(path, used: set[str]) -> str:
 # --------------------------------------------------------------------------- leaves
 
 
-def _is_key(leaf) -> bool:
-    return jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
-
-
 def _encode_leaf(leaf, where: str) -> tuple[np.ndarray, dict]:
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
         raise ValueError(
@@ -181,7 +177,7 @@ def _encode_leaf(leaf, where: str) -> tuple[np.ndarray, dict]:
     if not hasattr(leaf, "dtype"):
         leaf = jnp.asarray(leaf)
     info: dict[str, Any] = {"dtype": str(leaf.dtype), "shape": list(leaf.shape)}
-    if _is_key(leaf):
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         info["key_impl"] = str(jax.random.key_impl(leaf))
         leaf = jax.random.key_data(leaf)
     array = np.asarray(jax.device_get(leaf))
@@ -259,7 +255,7 @@ def _write_archive(file: BinaryIO, meta: dict, members: list[tuple[str, np.ndarr
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         info = zipfile.ZipInfo(_META, date_time=_ZIP_EPOCH)
         info.external_attr = 0o644 << 16
-        archive.writestr(info, json.dumps(meta, indent=1, default=_json_default))
+        archive.writestr(info, json.dumps(meta, indent=1))
         for name, array in members:
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
