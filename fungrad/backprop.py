@@ -113,10 +113,7 @@ def backward(
         # A cotangent has its primal's dtype (as with jax.grad): float32 params fed float64
         # data get float32 gradients, so an optimizer step cannot silently promote them.
         grads[k] = {"w": dw.astype(params[k]["w"].dtype), "b": db.astype(params[k]["b"].dtype)}
-        if k > 0:
-            delta = activation_vjp(hidden, residuals[k - 1][1], dx)
-        else:
-            delta = dx.astype(a_in.dtype)
+        delta = activation_vjp(hidden, residuals[k - 1][1], dx) if k > 0 else dx.astype(a_in.dtype)
     if isinstance(params, tuple):
         return tuple(grads), delta
     return grads, delta
@@ -235,7 +232,18 @@ def per_sample_value_and_grad(
 
     Returns:
         ``(losses (batch,), grads)`` where each leaf of ``grads`` has a leading batch axis.
+
+    Raises:
+        ValueError, TypeError: on bad parameters, shapes, labels or names, as
+            :func:`value_and_grad`; ``x`` must be a batch ``(batch, n0)``.
     """
+    # Check the whole batch here: inside vmap the labels are traced, so their range could not be.
+    check_params(params)
+    x = check_input(params, x)
+    if x.ndim != 2:
+        raise ValueError(f"x: expected a batch (batch, {x.shape[0]}) of samples, got {x.shape}")
+    k = jnp.shape(params[-1]["w"])[1]
+    y = prepare_targets(get_loss(loss), y, (x.shape[0], k))
 
     def one(x_i, y_i):
         return value_and_grad(
