@@ -165,7 +165,10 @@ def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str
                 f"({batch},), got {y.shape}"
             )
         if _is_concrete(y) and y.size:
-            low, high = int(np.min(y)), int(np.max(y))
+            # Reduce in NumPy: a jnp reduction of concrete labels closed over by a jitted
+            # function would itself be traced, and int() of it would fail.
+            labels = np.asarray(y)
+            low, high = int(labels.min()), int(labels.max())
             if low < 0 or high >= k:
                 raise ValueError(
                     f"{argname}: class labels must lie in [0, {k}) for a model with {k} outputs, "

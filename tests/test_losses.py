@@ -220,3 +220,19 @@ def test_metrics_are_rejected_as_training_losses(metric):
 def test_loss_of_wrong_type_is_rejected():
     with pytest.raises(TypeError, match="loss: expected a loss name or fungrad.Loss, got int"):
         losses.get_loss(3)
+
+
+def test_labels_closed_over_by_a_jitted_function():
+    """Concrete labels captured by a jitted closure are used, and their range is checked."""
+    params, x = _model()
+
+    def value_with(labels):
+        return jax.jit(
+            lambda p: fungrad.value_and_grad(p, x, labels, loss="softmax_cross_entropy")[0]
+        )(params)
+
+    labels = jnp.array([0, 1, 2, 0, 1])
+    want = fungrad.value_and_grad(params, x, labels, loss="softmax_cross_entropy")[0]
+    np.testing.assert_allclose(value_with(labels), want, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):
+        value_with(jnp.array([0, 1, 3, 0, 1]))
