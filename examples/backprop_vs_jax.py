@@ -17,6 +17,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 import fungrad  # noqa: E402
 from fungrad import mlp  # noqa: E402
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [5, 8, 3] if args.quick else [20, 64, 64, 10]
     batch = 16 if args.quick else 256
 
-    init_key, x_key, y_key = jax.random.split(jax.random.key(args.seed), 3)
-    params = mlp.init(init_key, sizes, dtype=jnp.float64, activation=ACTIVATION)
-    x = jax.random.normal(x_key, (batch, sizes[0]), jnp.float64)
-    y = jax.random.randint(y_key, (batch,), 0, sizes[-1])
+    params = mlp.init(jax.random.key(args.seed), sizes, dtype=jnp.float64, activation=ACTIVATION)
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((batch, sizes[0]))
+    y = rng.integers(0, sizes[-1], batch)
 
     # Jitted, as in training: one compiled program each rather than op-by-op dispatch.
     backprop = jax.jit(

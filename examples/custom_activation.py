@@ -20,6 +20,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 import fungrad  # noqa: E402
 from fungrad import mlp, optim  # noqa: E402
@@ -48,10 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     # 2. Use it: as a value, fungrad.Activation("swish", swish, swish_derivative), or by name.
     fungrad.register_activation("swish", swish, swish_derivative)
     sizes = [3, 16, 16, 1]
-    key_init, key_x = jax.random.split(jax.random.key(0))
-    params = mlp.init(key_init, sizes, dtype=jnp.float64, activation="swish")
-    x = jax.random.normal(key_x, (64, 3), jnp.float64)
-    y = jnp.sum(jnp.sin(x), axis=1, keepdims=True)
+    params = mlp.init(jax.random.key(0), sizes, dtype=jnp.float64, activation="swish")
+    x = np.random.default_rng(0).standard_normal((64, 3))
+    y = np.sum(np.sin(x), axis=1, keepdims=True)
 
     def objective(params):
         return jnp.mean((mlp.apply(params, x, activation="swish") - y) ** 2)

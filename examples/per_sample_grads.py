@@ -19,6 +19,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import fungrad  # noqa: E402
@@ -39,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     batch = 32 if args.quick else 512
     sizes = [6, 16, 4]
 
-    key_init, key_x, key_y = jax.random.split(jax.random.key(0), 3)
-    params = mlp.init(key_init, sizes, dtype=jnp.float64)
-    x = jax.random.normal(key_x, (batch, sizes[0]), jnp.float64)
-    y = jax.random.randint(key_y, (batch,), 0, sizes[-1])
+    params = mlp.init(jax.random.key(0), sizes, dtype=jnp.float64)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, sizes[0]))
+    y = rng.integers(0, sizes[-1], batch)
 
     losses, per_sample = jax.jit(
         lambda p, x, y: fungrad.per_sample_value_and_grad(p, x, y, loss=LOSS)
