@@ -47,7 +47,9 @@ def _identity_derivative(z):
 
 
 def _relu(z):
-    return jnp.maximum(z, 0)
+    # jax.nn.relu, not maximum(z, 0): autodiff of maximum gives 1/2 at z = 0, while relu's
+    # derivative (here and in jax.nn.relu) is 0 there. A dead layer makes z exactly 0.
+    return jax.nn.relu(z)
 
 
 def _relu_derivative(z):

@@ -10,7 +10,7 @@ name                             l(y_hat, y)                                 dl/
 ``l2``                           ``sum_j (y_hat_j - y_j)^2``                 ``2 (y_hat - y)``
 ``mse``                          ``1/k sum_j (y_hat_j - y_j)^2``             ``2/k (y_hat - y)``
 ``softmax_cross_entropy``        ``sum(p) logsumexp(z) - sum_j p_j z_j``     ``sum(p) softmax(z) - p``
-``sigmoid_binary_cross_entropy`` ``sum_j max(z,0) - z y + log(1+e^-|z|)``    ``sigmoid(z) - y``
+``sigmoid_binary_cross_entropy`` ``sum_j log(1 + e^z_j) - z_j y_j``            ``sigmoid(z) - y``
 ===============================  ==========================================  ==========================
 
 For ``softmax_cross_entropy`` the target is either integer class labels ``(batch,)`` (then
@@ -85,7 +85,9 @@ def _softmax_cross_entropy_grad(logits, y):
 
 def _sigmoid_binary_cross_entropy(logits, y):
     y = y.astype(logits.dtype)
-    per_output = jnp.maximum(logits, 0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    # softplus(z) - z y = log(1 + e^z) - z y, computed as logaddexp(z, 0) so it is stable for
+    # large |z| and smooth at z = 0 (a max(z, 0) form would have a kink there for autodiff).
+    per_output = jnp.logaddexp(logits, 0) - logits * y
     return jnp.sum(per_output, axis=-1)
 
 

@@ -4,10 +4,14 @@ The loop keeps ``history``: a dict of arrays of length ``epochs`` (the cap), whe
 ``e`` holds the metric after epoch ``e`` (NaN for epochs not yet run). A stop condition is a
 predicate ``(history, epoch) -> bool`` evaluated after epoch ``epoch``; it runs the same in
 Python and inside ``lax.while_loop``, which is what lets vmapped restarts stop one by one.
+
+The factories are cached: the same arguments give the same condition object, so a training
+program compiled with it is reused by the next ``fit`` with the same settings.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -40,12 +44,14 @@ def _non_negative(name, value):
         raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
 
 
+@functools.cache
 def max_epochs(n: int) -> StopCondition:
     """Stop once ``n`` epochs have run."""
     _positive_int("n", n)
     return StopCondition(f"max_epochs({n})", lambda history, epoch: epoch + 1 >= n)
 
 
+@functools.cache
 def target(metric: str, threshold: float, mode: str = "min") -> StopCondition:
     """Stop when ``metric`` reaches ``threshold``: ``<=`` for ``mode="min"``, ``>=`` for ``"max"``.
 
@@ -62,6 +68,7 @@ def target(metric: str, threshold: float, mode: str = "min") -> StopCondition:
     return StopCondition(f"target({metric} {sign} {threshold})", predicate, (metric,))
 
 
+@functools.cache
 def plateau(metric: str = "loss", tol: float = 1e-4, patience: int = 5) -> StopCondition:
     """Stop when ``metric`` is stationary: ``|m_e - m_{e-1}| <= tol`` for ``patience`` epochs running."""
     _non_negative("tol", tol)
@@ -78,6 +85,7 @@ def plateau(metric: str = "loss", tol: float = 1e-4, patience: int = 5) -> StopC
     )
 
 
+@functools.cache
 def grad_norm_below(tol: float) -> StopCondition:
     """Stop when the gradient norm of the epoch (``history["grad_norm"]``) is below ``tol``."""
     _non_negative("tol", tol)

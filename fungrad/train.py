@@ -13,6 +13,7 @@ each run stops on its own condition while the others go on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -121,6 +122,7 @@ class _Program(NamedTuple):
 # --------------------------------------------------------------------------- gradient sources
 
 
+@functools.cache
 def _mlp_sources(loss: Loss, hidden: Activation, output: Activation, gradients: str):
     def model(params, x):
         return mlp.apply(params, x, activation=hidden, output_activation=output)
@@ -150,6 +152,7 @@ def _mlp_sources(loss: Loss, hidden: Activation, output: Activation, gradients: 
     return grad_fn, eval_fn
 
 
+@functools.cache
 def _callable_source(gradients: Callable):
     try:
         takes_weights = "weights" in inspect.signature(gradients).parameters
@@ -164,6 +167,8 @@ def _callable_source(gradients: Callable):
         return value, grads, None
 
     def eval_fn(params, x, y):
+        if takes_weights:
+            return {"loss": gradients(params, x, y, weights=jnp.ones((x.shape[0],), x.dtype))[0]}
         return {"loss": gradients(params, x, y)[0]}
 
     return grad_fn, eval_fn, takes_weights
@@ -245,6 +250,16 @@ def _advance(program: _Program, optimizer, carry: _Carry, x, y, validation) -> _
     return _Carry(state, history, epoch + 1, code)
 
 
+# The compiled epoch is cached on the static program and optimizer: a second fit with the same
+# settings and data shapes (new data values, a restored state) reuses it.
+_advance_compiled = jax.jit(
+    lambda carry, x, y, validation, *, program, optimizer: _advance(
+        program, optimizer, carry, x, y, validation
+    ),
+    static_argnames=("program", "optimizer"),
+)
+
+
 def _initial_carry(program: _Program, state: TrainState, dtype) -> _Carry:
     history = {name: jnp.full((program.epochs,), jnp.nan, dtype) for name in program.metrics}
     return _Carry(state, history, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
@@ -277,24 +292,25 @@ def _as_stops(stop) -> tuple[StopCondition, ...]:
     return stops
 
 
-def _check_data(name: str, x, y, params, loss: Loss, is_mlp: bool):
+def _check_data(names: tuple[str, str], x, y, params, loss: Loss, is_mlp: bool):
+    """Check inputs and targets; ``names`` are what errors call them, e.g. ``("x", "y")``."""
+    x_name, y_name = names
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"{name}: expected a non-empty batch of samples, got shape {x.shape}")
+        raise ValueError(f"{x_name}: expected a non-empty batch of samples, got shape {x.shape}")
     if y.ndim < 1 or y.shape[0] != x.shape[0]:
         raise ValueError(
-            f"{name}: expected targets with {x.shape[0]} rows to match the inputs, "
-            f"got shape {y.shape}"
+            f"{y_name}: expected {x.shape[0]} rows to match {x_name}, got shape {y.shape}"
         )
     if jnp.issubdtype(x.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError(f"{name}: inputs contain NaN or infinity")
+        raise ValueError(f"{x_name}: contains NaN or infinity")
     if is_mlp:
-        x = mlp.check_input(params, x, argname=name)
+        x = mlp.check_input(params, x, argname=x_name)
         if x.ndim != 2:
-            raise ValueError(f"{name}: expected a batch (n_samples, n_in), got shape {x.shape}")
-        y = prepare_targets(loss, y, (x.shape[0], mlp.layer_sizes(params)[-1]), argname=name)
+            raise ValueError(f"{x_name}: expected a batch (n_samples, n_in), got shape {x.shape}")
+        y = prepare_targets(loss, y, (x.shape[0], mlp.layer_sizes(params)[-1]), argname=y_name)
     if jnp.issubdtype(y.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(y))):
-        raise ValueError(f"{name}: targets contain NaN or infinity")
+        raise ValueError(f"{y_name}: contains NaN or infinity")
     return x, y
 
 
@@ -332,7 +348,7 @@ def _build_program(
             "gradients: expected 'backprop', 'autodiff' or a callable "
             f"(params, x, y) -> (loss, grads), got {gradients!r}"
         )
-    x, y = _check_data("x", x, y, params, loss, is_mlp)
+    x, y = _check_data(("x", "y"), x, y, params, loss, is_mlp)
     n = x.shape[0]
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= n
@@ -348,7 +364,9 @@ def _build_program(
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("validation: expected a pair (x_val, y_val)")
-        validation = _check_data("validation", *validation, params, loss, is_mlp)
+        validation = _check_data(
+            ("validation[0]", "validation[1]"), *validation, params, loss, is_mlp
+        )
         metrics += ["val_" + m for m in metrics if m != "grad_norm"]
     stops = _as_stops(stop)
     for s in stops:
@@ -481,12 +499,9 @@ def fit(
     if mesh is not None:
         state = parallel.place(state, parallel.replicated(mesh))
     carry = _initial_carry(program, state, _history_dtype(state.params))
-    advance = jax.jit(
-        lambda carry, x, y, validation: _advance(program, optimizer, carry, x, y, validation)
-    )
     code = 0
     for epoch in range(epochs):
-        carry = advance(carry, x, y, validation)
+        carry = _advance_compiled(carry, x, y, validation, program=program, optimizer=optimizer)
         code, metrics = jax.device_get(
             (carry.code, {name: values[epoch] for name, values in carry.history.items()})
         )
@@ -503,6 +518,23 @@ def fit(
 
 
 # --------------------------------------------------------------------------- restarts
+
+
+@functools.partial(jax.jit, static_argnames=("program", "optimizer", "dtype"))
+def _train_runs(params, learning_rates, keys, x, y, validation, *, program, optimizer, dtype):
+    """Every run in one program: ``vmap`` over runs of a ``while_loop`` over epochs."""
+
+    def one_run(params, learning_rate, key):
+        opt = optimizer if learning_rate is None else optimizer(learning_rate)
+        state = TrainState(params, opt.init(params), jnp.zeros((), jnp.int32), key)
+        return jax.lax.while_loop(
+            lambda carry: carry.code == 0,
+            lambda carry: _advance(program, opt, carry, x, y, validation),
+            _initial_carry(program, state, dtype),
+        )
+
+    lr_axis = None if learning_rates is None else 0
+    return jax.vmap(one_run, in_axes=(0, lr_axis, 0))(params, learning_rates, keys)
 
 
 def _stack_runs(params):
@@ -625,18 +657,17 @@ def fit_restarts(
             (params, keys, learning_rates), parallel.NamedSharding(mesh, parallel.P("runs"))
         )
 
-    def one_run(params, learning_rate, key, x, y, validation):
-        opt = optimizer if learning_rate is None else optimizer(learning_rate)
-        state = TrainState(params, opt.init(params), jnp.zeros((), jnp.int32), key)
-        return jax.lax.while_loop(
-            lambda carry: carry.code == 0,
-            lambda carry: _advance(program, opt, carry, x, y, validation),
-            _initial_carry(program, state, dtype),
-        )
-
-    lr_axis = None if learning_rates is None else 0
-    train_all = jax.jit(jax.vmap(one_run, in_axes=(0, lr_axis, 0, None, None, None)))
-    carry = train_all(params, learning_rates, keys, x, y, validation)
+    carry = _train_runs(
+        params,
+        learning_rates,
+        keys,
+        x,
+        y,
+        validation,
+        program=program,
+        optimizer=optimizer,
+        dtype=jnp.dtype(dtype),
+    )
     codes, epochs_run = np.asarray(carry.code), np.asarray(carry.epoch)
     history = {name: np.asarray(values) for name, values in carry.history.items()}
     final = history[metric][np.arange(runs), epochs_run - 1]
@@ -671,7 +702,7 @@ def evaluate(
     """The mean loss (and accuracy, for classification losses) of an MLP on ``(x, y)``."""
     loss = get_loss(loss)
     mlp.check_params(params)
-    x, y = _check_data("x", x, y, params, loss, True)
+    x, y = _check_data(("x", "y"), x, y, params, loss, True)
     _, eval_fn = _mlp_sources(
         loss,
         get_activation(activation),
