@@ -1,0 +1,338 @@
+"""The ``fungrad`` command line, run in-process through ``fungrad.cli.main``."""
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fungrad import checkpoint
+from fungrad.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    status = main(["train", "--out", str(out), "--epochs", "4", "--json", "--seed", "3"])
+    return status, out
+
+
+def test_train_writes_checkpoint_history_config_and_plot(trained):
+    status, out = trained
+    assert status == 0
+    for name in ("checkpoint.npz", "history.json", "config.json", "plot.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["runs"][0]["history"]["loss"]) == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["sizes"] == [64, 64, 10] and config["loss"] == "softmax_cross_entropy"
+    saved = checkpoint.restore(out / "checkpoint.npz")
+    assert [p["w"].shape for p in saved.state.params] == [(64, 64), (64, 10)]
+    assert int(saved.state.step) == 4 * int(np.ceil(1797 * 0.7 / 32))
+
+
+def test_default_training_reaches_95_percent_on_digits(tmp_path, capsys):
+    status, out, err = run(capsys, "train", "--out", str(tmp_path), "--json", "--epochs", "12")
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["test_accuracy"] >= 0.95
+    assert summary["backend"] in ("cpu", "gpu", "tpu")
+    assert summary["epochs_run"] == 12
+    assert "epochs" in summary["stop_reason"]
+
+
+def test_human_summary_and_progress_bar(tmp_path, capsys):
+    status, out, err = run(capsys, "train", "--out", str(tmp_path), "--epochs", "2", "--no-plot")
+    assert status == 0
+    assert "test" in out and "accuracy" in out and "wall time" in out and "backend" in out
+    assert "epochs" in err  # the progress bar draws on standard error
+    assert not (tmp_path / "plot.png").exists()
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    status, out, err = run(capsys, "train", "--out", str(tmp_path), "--epochs", "1", "--quiet")
+    assert status == 0 and out == "" and err == ""
+
+
+def test_resume_continues_the_run(trained, tmp_path, capsys):
+    _, first = trained
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--resume",
+        str(first / "checkpoint.npz"),
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    assert status == 0
+    history = json.loads((tmp_path / "history.json").read_text())["runs"][0]["history"]
+    assert len(history["loss"]) == 4 + 2
+    resumed = checkpoint.restore(tmp_path / "checkpoint.npz")
+    original = checkpoint.restore(first / "checkpoint.npz")
+    assert int(resumed.state.step) == int(original.state.step) * 6 // 4
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, capsys):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--seed", "1", "--quiet", "--no-plot"]
+    assert main(["train", "--out", str(straight), "--epochs", "3", *common]) == 0
+    assert main(["train", "--out", str(split), "--epochs", "1", *common]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(split / "checkpoint.npz"),
+                "--epochs",
+                "2",
+                "--out",
+                str(split),
+                *common,
+            ]
+        )
+        == 0
+    )
+    a = checkpoint.restore(straight / "checkpoint.npz").state.params
+    b = checkpoint.restore(split / "checkpoint.npz").state.params
+    for layer_a, layer_b in zip(a, b, strict=True):
+        np.testing.assert_array_equal(layer_a["w"], layer_b["w"])
+
+
+def test_restarts_over_seeds_and_learning_rates(tmp_path, capsys):
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "3",
+        "--restarts",
+        "2",
+        "--learning-rates",
+        "0.001,0.05",
+        "--json",
+    )
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["runs"] == 4
+    history = json.loads((tmp_path / "history.json").read_text())
+    runs = history["runs"]
+    assert [r["learning_rate"] for r in runs] == [0.001, 0.05, 0.001, 0.05]
+    final = [r["history"]["val_loss"][-1] for r in runs]
+    assert history["best_run"] == int(np.argmin(final))
+    assert summary["learning_rate"] == runs[history["best_run"]]["learning_rate"]
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd", "nesterov", "ema", "adam"])
+def test_every_optimizer_runs(tmp_path, capsys, optimizer):
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--optimizer",
+        optimizer,
+        "--json",
+        "--no-plot",
+        "--hidden",
+        "16",
+    )
+    assert status == 0
+    assert json.loads(out)["optimizer"] == optimizer
+
+
+def test_stop_condition_from_the_command_line(tmp_path, capsys):
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "20",
+        "--json",
+        "--no-plot",
+        "--stop",
+        "target:accuracy:0.5:max",
+    )
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["epochs_run"] < 20
+    assert summary["stop_reason"].startswith("target(accuracy >= 0.5)")
+
+
+def test_regression_from_csv_with_a_named_label_column(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    target = x @ np.array([1.0, -2.0, 0.5]) + 0.3
+    rows = ["a,b,target,c"] + [f"{r[0]},{r[1]},{t},{r[2]}" for r, t in zip(x, target, strict=True)]
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(rows) + "\n")
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        str(path),
+        "--label-column",
+        "target",
+        "--out",
+        str(tmp_path / "out"),
+        "--epochs",
+        "30",
+        "--json",
+        "--no-plot",
+        "--hidden",
+        "none",
+        "--optimizer",
+        "gd",
+        "--learning-rate",
+        "0.1",
+    )
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["loss"] == "l2" and summary["sizes"] == [3, 1]
+    assert summary["test_loss"] < 0.05
+    assert "test_accuracy" not in summary
+
+
+def test_idx_gzip_images_and_labels(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3, dtype=np.uint8), 30)
+    images = (rng.integers(0, 40, size=(90, 4, 4)) + labels[:, None, None] * 60).astype(np.uint8)
+    with gzip.open(tmp_path / "images.idx.gz", "wb") as f:
+        f.write(struct.pack(">HBB3I", 0, 0x08, 3, 90, 4, 4) + images.tobytes())
+    (tmp_path / "labels.idx").write_bytes(struct.pack(">HBBI", 0, 0x08, 1, 90) + labels.tobytes())
+    status, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        str(tmp_path / "images.idx.gz"),
+        "--labels",
+        str(tmp_path / "labels.idx"),
+        "--out",
+        str(tmp_path / "out"),
+        "--epochs",
+        "10",
+        "--json",
+        "--no-plot",
+    )
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["sizes"] == [16, 64, 3]
+    assert summary["test_accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--data", "missing.csv"], "missing.csv"),
+        (["train", "--data", "notes.txt"], "notes.txt"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--learning-rate", "-1"], "--learning-rate"),
+        (["train", "--beta", "1.5"], "--beta"),
+        (["train", "--activation", "swish"], "--activation"),
+        (["train", "--optimizer", "lbfgs"], "--optimizer"),
+        (["train", "--stop", "sometimes"], "--stop"),
+        (["train", "--stop", "target:val_loss:abc"], "--stop"),
+        (["train", "--hidden", "64,x"], "--hidden"),
+        (["train", "--devices", "999"], "--devices"),
+        (["train", "--resume", "nowhere/checkpoint.npz"], "nowhere"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_user_mistakes_print_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    status, out, err = run(
+        capsys, *argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" else [])
+    )
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert fragment in lines[0]
+    assert "Traceback" not in err
+
+
+def test_wrong_label_column_is_one_line(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    status, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(path),
+        "--label-column",
+        "label",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "label" in err
+
+
+def test_damaged_checkpoint_is_one_line(tmp_path, capsys, trained):
+    _, out = trained
+    damaged = tmp_path / "checkpoint.npz"
+    damaged.write_bytes((out / "checkpoint.npz").read_bytes()[:500])
+    status, _, err = run(capsys, "train", "--resume", str(damaged), "--out", str(tmp_path / "o"))
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_check_agrees_with_jax_grad(capsys):
+    status, out, _ = run(capsys, "check", "--trials", "1", "--dtype", "float32")
+    assert status == 0
+    assert "all 32 rows agree" in out
+    assert out.count("\n") >= 34
+
+
+def test_check_fails_when_the_tolerance_cannot_be_met(capsys):
+    status, out, _ = run(
+        capsys, "check", "--trials", "1", "--dtype", "float32", "--tolerance", "1e-30"
+    )
+    assert status == 1
+    assert "disagree" in out and "FAIL" in out
+
+
+def test_help_is_complete():
+    result = subprocess.run(
+        [sys.executable, "-m", "fungrad", "train", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for option in (
+        "--data",
+        "--labels",
+        "--label-column",
+        "--hidden",
+        "--activation",
+        "--output-activation",
+        "--loss",
+        "--optimizer",
+        "--learning-rate",
+        "--beta",
+        "--batch-size",
+        "--epochs",
+        "--stop",
+        "--restarts",
+        "--learning-rates",
+        "--gradients",
+        "--seed",
+        "--out",
+        "--resume",
+        "--quiet",
+        "--json",
+        "--devices",
+    ):
+        assert option in result.stdout, option
