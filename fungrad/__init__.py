@@ -3,10 +3,22 @@
 Models are pure functions over plain parameter pytrees (:mod:`fungrad.mlp`); gradients come
 from the hand-written backprop engine (:mod:`fungrad.backprop`) or from JAX's autodiff; update
 rules are optax transformations (:mod:`fungrad.optim`); training runs as compiled epochs
-(:func:`fungrad.fit`) and vmapped restarts (:func:`fungrad.fit_restarts`).
+(:func:`fungrad.fit`) and vmapped restarts (:func:`fungrad.fit_restarts`), on one device or
+sharded over many (:mod:`fungrad.parallel`); :mod:`fungrad.data` loads data sets and
+:mod:`fungrad.checkpoint` saves whole training states.
 """
 
-from fungrad import activations, backprop, losses, mlp, optim, stopping
+from fungrad import (
+    activations,
+    backprop,
+    checkpoint,
+    data,
+    losses,
+    mlp,
+    optim,
+    parallel,
+    stopping,
+)
 from fungrad.activations import Activation, get_activation, register_activation
 from fungrad.backprop import per_sample_value_and_grad, value_and_grad
 from fungrad.losses import Loss, accuracy, get_loss, zero_one
@@ -25,6 +37,8 @@ __all__ = [
     "accuracy",
     "activations",
     "backprop",
+    "checkpoint",
+    "data",
     "evaluate",
     "fit",
     "fit_restarts",
@@ -33,6 +47,7 @@ __all__ = [
     "losses",
     "mlp",
     "optim",
+    "parallel",
     "per_sample_value_and_grad",
     "register_activation",
     "stopping",

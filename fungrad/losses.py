@@ -143,7 +143,8 @@ def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
 
 
 def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    """Whether this process can read ``x``'s values: not traced, not split across hosts."""
+    return not isinstance(x, jax.core.Tracer) and getattr(x, "is_fully_addressable", True)
 
 
 def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str = "y"):
