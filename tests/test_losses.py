@@ -20,6 +20,8 @@ def _targets(kind: str, rng: np.random.Generator, batch: int = BATCH, k: int = K
     if kind == "probabilities":
         logits = rng.normal(size=(batch, k))
         return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    if kind == "unnormalized":
+        return rng.uniform(0.0, 2.0, size=(batch, k))
     if kind == "binary":
         return rng.integers(0, 2, size=(batch, k)).astype(np.float64)
     return rng.normal(size=(batch, k))
@@ -35,6 +37,8 @@ CASES = [
         optax.softmax_cross_entropy_with_integer_labels,
     ),
     ("softmax_cross_entropy", "probabilities", optax.softmax_cross_entropy),
+    # Targets that do not sum to 1 (e.g. weighted classes): dl/dz = sum(p) softmax(z) - p.
+    ("softmax_cross_entropy", "unnormalized", optax.softmax_cross_entropy),
     (
         "sigmoid_binary_cross_entropy",
         "binary",
