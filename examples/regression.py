@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"loss against the clean sine = {clean['loss']:.5f}")
     if args.plot:
         path = args.out / "regression.png"
-        print(f"plot written to {path}" if plot(result.params, x, y, path) else "no matplotlib")
+        if plot(result.params, x, y, path):
+            print(f"plot written to {path}")
+        else:
+            print("matplotlib is not installed; skipped the plot")
 
 
 if __name__ == "__main__":
