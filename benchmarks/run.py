@@ -61,40 +61,43 @@ SMALL_BATCH, LARGE_BATCH, MOST_RUNS = 32, 1024, 16
 @dataclass(frozen=True)
 class Config:
     batches: tuple[int, ...]
-    n_samples: int
-    rounds: int
+    min_samples: int  # each batch size trains on max(min_samples, min_steps * batch) samples
+    min_steps: int
+    rounds: int  # rounds of interleaved variants, after one warm-up epoch each
     epochs_per_round: int
-    matmul_size: int
-    matmul_repeats: int
+    matmul_sizes: tuple[int, ...]
     grad_rounds: int
-    grad_seconds: float
+    grad_seconds: float  # about how long one timed loop of gradient calls runs
     restart_runs: tuple[int, ...]
     restart_samples: int
     restart_epochs: int
     restart_rounds: int
 
+    def samples(self, batch: int) -> int:
+        return max(self.min_samples, self.min_steps * batch)
+
 
 FULL = Config(
-    batches=(32, 128, 1024),
-    n_samples=16384,
+    batches=(SMALL_BATCH, 128, LARGE_BATCH),
+    min_samples=4096,
+    min_steps=16,
     rounds=5,
     epochs_per_round=2,
-    matmul_size=2048,
-    matmul_repeats=7,
-    grad_rounds=7,
+    matmul_sizes=(1024, 2048),
+    grad_rounds=9,
     grad_seconds=0.1,
-    restart_runs=(1, 4, 16),
-    restart_samples=2048,
-    restart_epochs=4,
-    restart_rounds=3,
+    restart_runs=(1, 4, MOST_RUNS),
+    restart_samples=1024,
+    restart_epochs=3,
+    restart_rounds=2,
 )
 QUICK = Config(
-    batches=(32,),
-    n_samples=256,
+    batches=(SMALL_BATCH,),
+    min_samples=256,
+    min_steps=1,
     rounds=1,
     epochs_per_round=1,
-    matmul_size=512,
-    matmul_repeats=2,
+    matmul_sizes=(512,),
     grad_rounds=1,
     grad_seconds=0.01,
     restart_runs=(2,),
@@ -193,19 +196,40 @@ def peak_rss_mib() -> float:
 # --------------------------------------------------------------------------- machine limit
 
 
-def matmul_rate(size: int, repeats: int) -> float:
-    """float32 ``a @ b`` GFLOP/s at a large square size, median over repeats."""
-    ka, kb = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(ka, (size, size), jnp.float32)
-    b = jax.random.normal(kb, (size, size), jnp.float32)
-    product = jax.jit(lambda a, b: a @ b)
-    product(a, b).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / median(times) / 1e9
+class MatmulProbe:
+    """float32 ``a @ b`` at large square sizes through JAX; sampled once per round.
+
+    The machine limit is the best median rate over the sizes: on XLA:CPU the rate is not
+    monotonic in the size (it can drop by half from 1024 to 2048 once the operands leave the
+    cache), and the limit should be what the machine can do. Sampling between the variants
+    keeps the limit and the training steps under the same load, which on a shared machine
+    drifts.
+    """
+
+    def __init__(self, sizes: tuple[int, ...]):
+        self.sizes = sizes
+        self._operands = {}
+        self._product = jax.jit(lambda a, b: a @ b)
+        for size in sizes:
+            ka, kb = jax.random.split(jax.random.key(size))
+            a = jax.random.normal(ka, (size, size), jnp.float32)
+            b = jax.random.normal(kb, (size, size), jnp.float32)
+            self._product(a, b).block_until_ready()
+            self._operands[size] = (a, b)
+        self.times: dict[int, list[float]] = {size: [] for size in sizes}
+
+    def sample(self) -> None:
+        for size, (a, b) in self._operands.items():
+            start = time.perf_counter()
+            self._product(a, b).block_until_ready()
+            self.times[size].append(time.perf_counter() - start)
+
+    def rates(self) -> dict[int, float]:
+        return {size: 2 * size**3 / median(times) / 1e9 for size, times in self.times.items()}
+
+    @property
+    def gflops(self) -> float:
+        return max(self.rates().values())
 
 
 # --------------------------------------------------------------------------- variants
@@ -223,11 +247,12 @@ class FungradFit:
         self.steps = data.n // batch
         self.first_latencies: list[float] = []
         self.compiles: list[int] = []
+        self.compile_seconds: list[float] = []
         self._meter = data.meter
 
     def _fit(self, epochs):
         stamps = []
-        _, compiles_before = self._meter.snapshot()
+        seconds_before, compiles_before = self._meter.snapshot()
         start = time.perf_counter()
         fungrad.fit(
             self.params,
@@ -241,8 +266,10 @@ class FungradFit:
             gradients=self.gradients,
             callback=lambda epoch, metrics: stamps.append(time.perf_counter()),
         )
+        seconds, compiles = self._meter.snapshot()
         self.first_latencies.append(stamps[0] - start)
-        self.compiles.append(self._meter.snapshot()[1] - compiles_before)
+        self.compiles.append(compiles - compiles_before)
+        self.compile_seconds.append(seconds - seconds_before)
         return list(np.diff(stamps))
 
     def first(self):
@@ -426,7 +453,16 @@ def flax_variants(data, batch):
     return variants
 
 
-def torch_variant(data, batch):
+def torch_variants(data, batch):
+    import torch
+
+    default = torch.get_num_threads()
+    # On a shared machine PyTorch's default thread pool can stall when another process holds a
+    # core; one thread is then much faster, so both run and the faster one is the peer's figure.
+    return [torch_variant(data, batch, threads) for threads in sorted({default, 1}, reverse=True)]
+
+
+def torch_variant(data, batch, threads):
     import torch
 
     torch.manual_seed(1)
@@ -443,6 +479,7 @@ def torch_variant(data, batch):
     generator = torch.Generator().manual_seed(2)
 
     def permute(epoch_index, steps, batch):
+        torch.set_num_threads(threads)
         return torch.randperm(data.n, generator=generator)[: steps * batch].view(steps, batch)
 
     def step(indices):
@@ -453,7 +490,7 @@ def torch_variant(data, batch):
         return loss
 
     return PythonLoop(
-        f"PyTorch eager (CPU, {torch.get_num_threads()} threads)",
+        f"PyTorch eager (CPU, {threads} thread{'s' if threads > 1 else ''})",
         data,
         batch,
         step,
@@ -465,7 +502,7 @@ def torch_variant(data, batch):
 PEERS = (
     ("equinox", lambda data, batch: [equinox_variant(data, batch)]),
     ("flax", flax_variants),
-    ("torch", lambda data, batch: [torch_variant(data, batch)]),
+    ("torch", torch_variants),
 )
 
 
@@ -495,45 +532,66 @@ class StepResult:
     epoch_times: list[float] = field(default_factory=list)
     first_call: float = float("nan")
     compiles_per_call: float = float("nan")
+    compile_seconds: float = float("nan")
 
     @property
     def step_seconds(self) -> float:
         return median(self.epoch_times) / self.steps_per_epoch
 
+    @property
+    def best_step_seconds(self) -> float:
+        return min(self.epoch_times) / self.steps_per_epoch
 
-def measure_steps(config: Config, meter: CompileMeter, skipped: list[str]) -> list[StepResult]:
-    data = make_data(config.n_samples, meter)
-    peers_ok = {}
-    for module, _ in PEERS:
+
+def installed_peers(skipped: list[str]) -> list[tuple[str, Callable]]:
+    found = []
+    for module, build in PEERS:
         try:
             __import__(module)
-            peers_ok[module] = True
         except ImportError as error:
-            peers_ok[module] = False
             skipped.append(f"{module}: not installed ({error}); its rows are skipped")
+            continue
+        found.append((module, build))
+    return found
+
+
+def measure_steps(
+    config: Config, meter: CompileMeter, probe: MatmulProbe, skipped: list[str]
+) -> list[StepResult]:
+    peers = installed_peers(skipped)
     results = []
     for batch in config.batches:
+        data = make_data(config.samples(batch), meter)
         variants = [
             FungradFit("fungrad fit (backprop)", "backprop", data, batch),
             FungradFit("fungrad fit (autodiff)", "autodiff", data, batch),
             RawJax(data, batch),
         ]
-        for module, build in PEERS:
-            if peers_ok[module]:
-                variants.extend(build(data, batch))
-        records = {
-            v.name: StepResult(v.name, batch, v.steps, first_call=v.first()) for v in variants
-        }
+        for _, build in peers:
+            variants.extend(build(data, batch))
+        records = {}
+        for v in variants:
+            seconds_before, compiles_before = meter.snapshot()
+            record = StepResult(v.name, batch, v.steps, first_call=v.first())
+            seconds, compiles = meter.snapshot()
+            record.compile_seconds, record.compiles_per_call = (
+                seconds - seconds_before,
+                compiles - compiles_before,
+            )
+            records[v.name] = record
         for round_index in range(config.rounds):
             shift = round_index % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 records[variant.name].epoch_times.extend(variant.epochs(config.epochs_per_round))
+            probe.sample()
         for variant in variants:
             if isinstance(variant, FungradFit):
-                records[variant.name].first_call = median(variant.first_latencies)
-                records[variant.name].compiles_per_call = median(variant.compiles)
+                record = records[variant.name]
+                record.first_call = median(variant.first_latencies)
+                record.compiles_per_call = median(variant.compiles)
+                record.compile_seconds = median(variant.compile_seconds)
         results.extend(records.values())
-        progress(f"  batch {batch}: done")
+        progress(f"  batch {batch}: {data.n} samples, {data.n // batch} steps per epoch, done")
     return results
 
 
@@ -587,9 +645,10 @@ def measure_gradients(config: Config) -> list[dict]:
 def measure_restarts(config: Config, meter: CompileMeter) -> list[dict]:
     """Per-step time of R vmapped runs (``fit_restarts``) against one ``fit`` run, batch 32.
 
-    ``fit_restarts`` is one compiled call, so its steady epoch time is the difference of an
-    E-epoch and a 1-epoch call, each less the compile seconds ``jax.monitoring`` reported
-    (with E = 1, as in ``--quick``, the single call less its compile seconds).
+    ``fit_restarts`` is one compiled call with no per-epoch hook, so its time per step is the
+    call's wall time less the compile seconds that ``jax.monitoring`` reported, over the steps
+    of all its epochs (what is left of setup counts against fungrad). The single ``fit`` run is
+    timed between its epoch callbacks, as in the training-step table, interleaved.
     """
     batch = config.batches[0]
     data = make_data(config.restart_samples, meter)
@@ -597,7 +656,7 @@ def measure_restarts(config: Config, meter: CompileMeter) -> list[dict]:
     single = FungradFit("fit", "backprop", data, batch)
     epochs = config.restart_epochs
 
-    def restarts(runs, n_epochs):
+    def restarts(runs):
         keys = jax.random.split(jax.random.key(1), runs)
         params = jax.vmap(lambda k: mlp.init(k, SIZES))(keys)
         seconds_before, _ = meter.snapshot()
@@ -608,25 +667,23 @@ def measure_restarts(config: Config, meter: CompileMeter) -> list[dict]:
             data.y,
             loss=LOSS,
             optimizer=fungrad.optim.momentum(LEARNING_RATE, BETA),
-            epochs=n_epochs,
+            epochs=epochs,
             key=jax.random.key(2),
             batch_size=batch,
         )
         jax.block_until_ready(result.params)
         wall = time.perf_counter() - start
-        return wall - (meter.snapshot()[0] - seconds_before), wall
+        return (wall - (meter.snapshot()[0] - seconds_before)) / (epochs * steps), wall
 
     per_step = {runs: [] for runs in config.restart_runs}
     walls = {runs: [] for runs in config.restart_runs}
     fit_times = []
     for _ in range(config.restart_rounds):
-        fit_times.extend(single.epochs(max(epochs - 1, 1)))
+        fit_times.extend(single.epochs(epochs))
         for runs in config.restart_runs:
-            run_seconds, wall = restarts(runs, epochs)
+            seconds, wall = restarts(runs)
+            per_step[runs].append(seconds)
             walls[runs].append(wall)
-            if epochs > 1:
-                run_seconds -= restarts(runs, 1)[0]
-            per_step[runs].append(run_seconds / (max(epochs - 1, 1) * steps))
     one_run = median(fit_times) / steps
     rows = []
     for runs in config.restart_runs:
@@ -635,12 +692,13 @@ def measure_restarts(config: Config, meter: CompileMeter) -> list[dict]:
             {
                 "runs": runs,
                 "batch": batch,
-                "steps_per_epoch": steps,
+                "samples": data.n,
+                "epochs": epochs,
                 "vmapped_step_s": vmapped,
                 "sequential_step_s": runs * one_run,
                 "one_fit_step_s": one_run,
                 "cost_vs_one_run": vmapped / one_run,
-                "speedup_vs_sequential": runs * one_run / vmapped if vmapped > 0 else float("nan"),
+                "speedup_vs_sequential": runs * one_run / vmapped,
                 "call_wall_s": median(walls[runs]),
             }
         )
@@ -726,25 +784,31 @@ def targets(steps: list[StepResult], grads: list[dict], restarts: list[dict], pe
 
 def render(report: dict) -> str:
     peak = report["matmul"]["gflops"]
+    by_size = ", ".join(
+        f"{size}x{size}: {rate:.1f}" for size, rate in report["matmul"]["gflops_by_size"].items()
+    )
+    samples = len(next(iter(report["matmul"]["times_s"].values())))
     lines = [
         "## Training step: MLP 784-512-512-10, softmax cross-entropy, float32, momentum SGD",
         "",
-        f"Machine limit: float32 matmul {report['matmul']['size']}x{report['matmul']['size']} "
-        f"through JAX: **{peak:.1f} GFLOP/s**.",
+        f"Machine limit: the best float32 square matmul rate through JAX, **{peak:.1f} GFLOP/s** "
+        f"(GFLOP/s by size, median of {samples} samples taken between the rounds: {by_size}).",
         "",
-        "| batch | variant | ms/step | samples/s | GFLOP/s | % of matmul | vs raw JAX |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| batch | variant | ms/step | best ms/step | samples/s | GFLOP/s | % of matmul "
+        "| vs raw JAX |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     floors = {r["batch"]: r["step_s"] for r in report["steps"] if r["name"] == RawJax.name}
     for r in report["steps"]:
         lines.append(
-            f"| {r['batch']} | {r['name']} | {r['step_s'] * 1e3:.3f} | {r['samples_per_s']:,.0f} "
+            f"| {r['batch']} | {r['name']} | {r['step_s'] * 1e3:.3f} "
+            f"| {r['best_step_s'] * 1e3:.3f} | {r['samples_per_s']:,.0f} "
             f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% "
             f"| {r['step_s'] / floors[r['batch']]:.2f}x |"
         )
     lines += [
         "",
-        "## Gradient alone (jitted, one batch)",
+        "## Gradient alone (jitted, one batch, same objective)",
         "",
         "| batch | backprop ms | jax.value_and_grad ms | ratio |",
         "|---:|---:|---:|---:|",
@@ -758,48 +822,48 @@ def render(report: dict) -> str:
         "",
         "## First-call latency (trace + compile + first epoch) vs a steady epoch",
         "",
-        "| batch | variant | first call s | steady epoch s | compiles per fit call |",
-        "|---:|---|---:|---:|---:|",
+        "| batch | variant | first call s | compile s | compiles | steady epoch s |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for r in report["steps"]:
-        if r["name"].startswith("fungrad") or r["name"] == RawJax.name:
-            compiles = r["compiles_per_call"]
-            compiles = "-" if compiles != compiles else f"{compiles:.0f}"
-            lines.append(
-                f"| {r['batch']} | {r['name']} | {r['first_call_s']:.3f} "
-                f"| {r['step_s'] * r['steps_per_epoch']:.4f} | {compiles} |"
-            )
+        lines.append(
+            f"| {r['batch']} | {r['name']} | {r['first_call_s']:.3f} "
+            f"| {r['compile_s']:.3f} | {r['compiles_per_call']:.0f} "
+            f"| {r['step_s'] * r['steps_per_epoch']:.4f} |"
+        )
     lines += [
         "",
         "## Restarts: R runs vmapped in one fit_restarts call vs R sequential fit runs",
         "",
         "| R | batch | vmapped ms/step (all runs) | R sequential fit ms/step | cost vs one run "
-        "| speedup vs sequential |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| speedup vs sequential | call wall s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["restarts"]:
         lines.append(
             f"| {r['runs']} | {r['batch']} | {r['vmapped_step_s'] * 1e3:.3f} "
             f"| {r['sequential_step_s'] * 1e3:.3f} | {r['cost_vs_one_run']:.2f}x "
-            f"| {r['speedup_vs_sequential']:.2f}x |"
+            f"| {r['speedup_vs_sequential']:.2f}x | {r['call_wall_s']:.2f} |"
         )
     memory = report["memory"]
     device = memory["device"]
-    device_line = (
-        ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in device.items() if k != "reported")
-        if device["reported"]
-        else f"not reported ({device['note']})"
-    )
+    if device["reported"]:
+        device_line = ", ".join(
+            f"{k} {v / 2**20:.1f} MiB" for k, v in device.items() if k != "reported"
+        )
+    else:
+        device_line = f"not reported ({device['note']})"
     lines += [
         "",
         "## Memory",
         "",
-        f"- Host peak RSS of the whole process (every variant): {memory['host_peak_rss_mib']:.0f} MiB",
+        f"- Host peak RSS of the whole process (all variants, peers included): "
+        f"{memory['host_peak_rss_mib']:.0f} MiB",
         f"- Device memory: {device_line}",
         "",
         "## Targets",
         "",
-        "| target | measured | threshold | met | detail |",
+        "| target | measured | threshold | status | detail |",
         "|---|---:|---:|---|---|",
     ]
     for t in report["targets"]:
@@ -823,13 +887,16 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     progress("measuring the matmul rate")
-    peak = matmul_rate(config.matmul_size, config.matmul_repeats)
+    probe = MatmulProbe(config.matmul_sizes)
+    for _ in range(3):
+        probe.sample()
     progress("measuring training steps")
-    steps = measure_steps(config, meter, skipped)
+    steps = measure_steps(config, meter, probe, skipped)
     progress("measuring gradients alone")
     grads = measure_gradients(config)
     progress("measuring restarts")
     restarts = measure_restarts(config, meter)
+    peak = probe.gflops
 
     step_rows = []
     for r in steps:
@@ -840,33 +907,39 @@ def main(argv=None) -> int:
                 "batch": r.batch,
                 "steps_per_epoch": r.steps_per_epoch,
                 "step_s": seconds,
+                "best_step_s": r.best_step_seconds,
                 "samples_per_s": r.batch / seconds,
                 "gflops": step_flops(r.batch) / seconds / 1e9,
                 "flops_per_step": step_flops(r.batch),
                 "epoch_times_s": r.epoch_times,
                 "first_call_s": r.first_call,
+                "compile_s": r.compile_seconds,
                 "compiles_per_call": r.compiles_per_call,
             }
         )
+    command = ["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": " ".join(command),
         "mode": "quick" if args.quick else "full",
         "config": config.__dict__,
         "machine": machine(),
         "versions": versions(),
-        "matmul": {"size": config.matmul_size, "gflops": peak},
+        "matmul": {
+            "gflops": peak,
+            "gflops_by_size": probe.rates(),
+            "times_s": probe.times,
+        },
         "steps": step_rows,
         "gradients": grads,
         "restarts": restarts,
         "memory": {"host_peak_rss_mib": peak_rss_mib(), "device": device_memory()},
         "skipped": skipped,
-        "seconds": time.perf_counter() - started,
     }
     report["targets"] = targets(steps, grads, restarts, peak)
+    report["seconds"] = time.perf_counter() - started
     print(render(report))
+    progress(f"done in {report['seconds']:.0f} s")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=2, default=float)
