@@ -145,7 +145,7 @@ def _switching(index, names, fallback_name):
 def test_every_activation_pair_with_every_loss(loss, integer_labels):
     """All hidden x output activations, one compiled program per loss (indices are traced)."""
     rng = np.random.default_rng(11)
-    sizes, batch = [3, 6, 5, 4], 5
+    sizes, batch = [3, 5, 4], 5
     params = _params(rng, sizes)
     x = jnp.asarray(rng.normal(size=(batch, 3)))
     y = _targets(rng, loss, batch, sizes[-1], integer_labels=integer_labels)
