@@ -15,14 +15,14 @@ ending in a host sync; per-step time is the epoch time over the steps per epoch.
   ``jax.value_and_grad``, optax update) written here; each epoch is blocked on.
 - Peers run a Python loop over steps of a jitted step (equinox ``eqx.filter_jit``, flax
   ``nnx.jit``) or eager PyTorch; each epoch is blocked on.
-- ``fungrad.fit_restarts`` is one compiled call with no per-epoch hook: its steady epoch time is
-  ``((wall_E - compile_E) - (wall_1 - compile_1)) / (E - 1)``, with compile times read from
-  ``jax.monitoring`` events.
+- ``fungrad.fit_restarts`` is one compiled call with no per-epoch hook: its time per step is the
+  call's wall time less the compile seconds reported by ``jax.monitoring``, over all its steps.
+- The machine limit is sampled between the rounds, under the same load as the variants.
 
 Usage::
 
-    python benchmarks/run.py                 # full run (a few minutes on 2 CPU cores)
-    python benchmarks/run.py --quick         # smoke run, well under a minute
+    python benchmarks/run.py                 # full run (3 to 6 minutes on 2 CPU cores)
+    python benchmarks/run.py --quick         # smoke run, under a minute
     python benchmarks/run.py --json out.json # also write every figure as JSON
 """
 
@@ -453,10 +453,15 @@ def flax_variants(data, batch):
     return variants
 
 
-def torch_variants(data, batch):
+@functools.cache
+def _torch_default_threads() -> int:
     import torch
 
-    default = torch.get_num_threads()
+    return torch.get_num_threads()
+
+
+def torch_variants(data, batch):
+    default = _torch_default_threads()
     # On a shared machine PyTorch's default thread pool can stall when another process holds a
     # core; one thread is then much faster, so both run and the faster one is the peer's figure.
     return [torch_variant(data, batch, threads) for threads in sorted({default, 1}, reverse=True)]
