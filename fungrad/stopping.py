@@ -87,7 +87,10 @@ def plateau(metric: str = "loss", tol: float = 1e-4, patience: int = 5) -> StopC
 
 @functools.cache
 def grad_norm_below(tol: float) -> StopCondition:
-    """Stop when the gradient norm of the epoch (``history["grad_norm"]``) is below ``tol``."""
+    """Stop when the epoch's last gradient norm (``history["grad_norm"]``) is below ``tol``.
+
+    With full-batch gradient descent this is ``||grad L(w)|| < tol``: a stationary point.
+    """
     _non_negative("tol", tol)
     return StopCondition(
         f"grad_norm_below({tol})",
