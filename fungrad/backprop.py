@@ -9,7 +9,9 @@ The classic algorithm, batched with matrix products:
 3. **Output activation rule**: ``delta = delta * g'(z_K)``.
 4. **For each layer, last to first** (the dense rule, then the hidden activation rule)::
 
-       db = sum_i delta_i          dw = a_{k-1}.T @ delta          delta = (delta @ w_k.T) * f'(z_{k-1})
+        db = sum_i delta_i
+        dw = a_{k-1}.T @ delta
+        delta = (delta @ w_k.T) * f'(z_{k-1})
 
 Each rule is a small pure function, a vector-Jacobian product (VJP): given the cotangent of an
 operation's output it returns the cotangents of its inputs. For ``h = x @ w`` with one sample

@@ -153,11 +153,11 @@ def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str
     ``y_hat_shape`` is ``(batch, k)``. Regression losses and the sigmoid loss take ``y`` of
     shape ``(batch, k)`` (or ``(batch,)`` when ``k == 1``); the softmax loss takes integer
     labels ``(batch,)`` in ``[0, k)`` or probabilities ``(batch, k)``. Label ranges are checked
-    when ``y`` is concrete (outside ``jit``).
+    when ``y`` is concrete (outside ``jit``). Integer or boolean targets for the other losses
+    are converted to floats.
 
     Raises:
         ValueError: on a shape that does not fit, or integer labels out of range.
-        TypeError: on integer labels given to a loss that needs real-valued targets.
     """
     y = jnp.asarray(y)
     batch, k = y_hat_shape
