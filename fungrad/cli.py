@@ -428,6 +428,13 @@ def _train(args) -> int:
     validation = (parts.x_val, parts.y_val) if len(parts.x_val) else None
     factory = _optimizer_factory(config)
     mesh = _mesh(args.devices)
+    per_step = batch_size or len(parts.x_train)
+    if mesh is not None and per_step % mesh.size:
+        option = "--batch-size" if batch_size else "--optimizer gd (full batch)"
+        raise UsageError(
+            f"{option}: {per_step} samples per step cannot be split evenly over "
+            f"--devices {mesh.size}; use a batch size that is a multiple of {mesh.size}"
+        )
     common = dict(
         loss=loss,
         epochs=config["epochs"],
