@@ -88,6 +88,17 @@ SCRIPT = textwrap.dedent(
         except (ValueError, TypeError) as error:
             errors[name] = str(error)
     report["errors"] = errors
+
+    import contextlib, io, tempfile
+    from fungrad.cli import main
+    with tempfile.TemporaryDirectory() as out:
+        report["cli_status"] = main(["train", "--devices", "4", "--epochs", "1", "--quiet",
+                                     "--no-plot", "--out", out])
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            report["cli_bad_status"] = main(["train", "--devices", "all", "--batch-size", "30",
+                                             "--epochs", "1", "--quiet", "--out", out])
+        report["cli_bad_message"] = stderr.getvalue()
     print("REPORT" + json.dumps(report))
     """
 )
@@ -144,6 +155,13 @@ def test_bad_meshes_give_clear_errors(report):
     )
     assert "mesh" in errors["no_data_axis"] and "'data'" in errors["no_data_axis"]
     assert "6 runs" in errors["indivisible_runs"]
+
+
+def test_command_line_trains_on_four_devices(report):
+    assert report["cli_status"] == 0
+    assert report["cli_bad_status"] == 2
+    assert report["cli_bad_message"].count("\n") == 1
+    assert "--batch-size: 30 samples per step" in report["cli_bad_message"]
 
 
 def test_mesh_must_be_a_mesh():
