@@ -28,6 +28,13 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path):
     assert {"fungrad fit (backprop)", "fungrad fit (autodiff)", "raw JAX (scan + optax)"} <= names
     for row in figures["steps"]:
         assert row["step_s"] > 0
+        assert row["vs_floor_paired"] > 0
+        if row["name"].startswith("fungrad fit"):
+            # fit caches its compiled epoch: a second call with the same optimizer object
+            # compiles nothing.
+            assert row["compiles_first_call"] >= 1
+            assert row["compiles_second_call"] == 0, row
+    assert "vs raw JAX | quartiles | of medians |" in stdout
     prefixes = {"equinox": "optax + equinox", "flax": "optax + flax", "torch": "PyTorch eager"}
     for module, prefix in prefixes.items():
         measured = any(name.startswith(prefix) for name in names)
