@@ -11,9 +11,11 @@ Hypothesis runs under the deterministic ``ci`` profile unless ``HYPOTHESIS_PROFI
 another one (``dev`` draws fresh random examples each run).
 """
 
+import contextlib
 import os
 
 import jax
+import pytest
 from hypothesis import settings
 
 jax.config.update("jax_enable_x64", True)
@@ -21,3 +23,24 @@ jax.config.update("jax_enable_x64", True)
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@contextlib.contextmanager
+def _collect_compilations():
+    compiled = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(kwargs.get("fun_name", event))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiled
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
+def count_compilations():
+    """A context manager yielding a list with one entry per XLA backend compilation inside it."""
+    return _collect_compilations

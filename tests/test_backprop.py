@@ -400,7 +400,7 @@ def test_vmap_of_grad_through_custom_vjp_apply():
     np.testing.assert_allclose(batched, looped, rtol=1e-13)
 
 
-def test_second_call_with_new_values_does_not_recompile():
+def test_second_call_with_new_values_does_not_recompile(count_compilations):
     rng = np.random.default_rng(18)
     names = {"activation": "tanh", "loss": "softmax_cross_entropy"}
     run = jax.jit(functools.partial(fungrad.value_and_grad, **names))
@@ -412,18 +412,9 @@ def test_second_call_with_new_values_does_not_recompile():
         )
         for _ in range(2)
     ]
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
     first = run(*inputs[0])
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compilations() as compiles:
         second = run(*inputs[1])
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert compiles == []
     assert run._cache_size() == 1
     assert not np.allclose(first[0], second[0])

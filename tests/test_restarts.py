@@ -1,8 +1,6 @@
 """Vmapped restarts: every run equals the same run trained alone with ``fit``; the best is
 chosen by the metric; runs stop, and diverge, on their own."""
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,26 +197,11 @@ def test_a_diverging_learning_rate_does_not_win_nor_disturb_the_others(grid):
     assert result.best_index == reference.best_index != 3
 
 
-@contextlib.contextmanager
-def _count_compilations():
-    compiled = []
-
-    def listener(event, duration, **kwargs):
-        if "backend_compile" in event:
-            compiled.append(kwargs.get("fun_name", event))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
-def test_a_new_learning_rate_grid_does_not_recompile(grid):
+def test_a_new_learning_rate_grid_does_not_recompile(count_compilations, grid):
     """BUG (reported): fit_restarts promises "the learning rate is then a traced value, so a
     new grid does not recompile the step", but it builds a fresh ``jax.jit`` on every call."""
     params, x, y, _ = grid
-    with _count_compilations() as compiled:
+    with count_compilations() as compiled:
         fungrad.fit_restarts(
             params,
             x,

@@ -4,7 +4,6 @@ Everything here runs through ``fungrad.fit``, i.e. jitted epochs, in float64 unl
 says otherwise.
 """
 
-import contextlib
 import math
 
 import jax
@@ -17,22 +16,6 @@ import fungrad
 from fungrad import mlp, optim, stopping
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _count_compilations():
-    """Yield a list that collects one entry per XLA backend compilation while open."""
-    compiled = []
-
-    def listener(event, duration, **kwargs):
-        if "backend_compile" in event:
-            compiled.append(kwargs.get("fun_name", event))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _regression_data(n=23, n_in=3, n_out=2, seed=0):
@@ -307,15 +290,15 @@ def _fit_quadratic(epochs, x, optimizer, callback=None):
     )
 
 
-def test_epochs_do_not_recompile():
+def test_epochs_do_not_recompile(count_compilations):
     x = jax.random.normal(jax.random.key(1), (10, 3), jnp.float64)
     optimizer = optim.momentum(0.1, 0.5)
     _fit_quadratic(2, x, optimizer)
     _fit_quadratic(6, x, optimizer)
-    with _count_compilations() as two:
+    with count_compilations() as two:
         _fit_quadratic(2, x, optimizer)
     per_epoch = []
-    with _count_compilations() as six:
+    with count_compilations() as six:
         result = _fit_quadratic(6, x, optimizer, lambda epoch, m: per_epoch.append(len(six)))
     assert result.epochs_run == 6
     assert len(six) == len(two)
@@ -323,7 +306,7 @@ def test_epochs_do_not_recompile():
     assert per_epoch == [per_epoch[0]] * 6
 
 
-def test_new_data_values_do_not_recompile():
+def test_new_data_values_do_not_recompile(count_compilations):
     """BUG (reported): each fit call wraps its epoch in a fresh ``jax.jit``, so a second fit
     with the same settings and data of the same shape compiles the epoch again.
 
@@ -333,7 +316,7 @@ def test_new_data_values_do_not_recompile():
     optimizer = optim.sgd(0.1)
     _fit_quadratic(3, x, optimizer)
     other_x = jax.random.normal(jax.random.key(2), (10, 3), jnp.float64)
-    with _count_compilations() as compiled:
+    with count_compilations() as compiled:
         _fit_quadratic(3, other_x, optimizer)
     assert compiled == []
 
