@@ -405,15 +405,16 @@ def _train(args) -> int:
 
     from fungrad import checkpoint, mlp, train
 
-    if args.dtype == "float64" or (args.resume and _saved_dtype(args.resume) == "float64"):
-        jax.config.update("jax_enable_x64", True)
-    saved = None
-    if args.resume is not None:
-        saved = checkpoint.restore(args.resume)
+    # The config and history come from this first read; the state is read again below, with
+    # its template, once float64 is switched on if the run used it.
+    saved = checkpoint.restore(args.resume) if args.resume is not None else None
+    if saved is not None:
         config = dict(saved.config)
         config["epochs"] = args.epochs
     else:
         config = _config(args)
+    if config["dtype"] == "float64":
+        jax.config.update("jax_enable_x64", True)
     start = time.perf_counter()
     dataset, parts = _prepare_data(config)
     loss = _resolve_loss(config, dataset)
@@ -575,12 +576,6 @@ def _train(args) -> int:
     elif not args.quiet:
         _print_summary(summary)
     return 0
-
-
-def _saved_dtype(path):
-    from fungrad import checkpoint
-
-    return checkpoint.restore(path).config.get("dtype", "float32")
 
 
 def _fit_with_progress(args, train, params, parts, common, optimizer, key, initial_state):
