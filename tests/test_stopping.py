@@ -270,3 +270,26 @@ def test_a_stop_that_is_not_a_condition_is_a_type_error():
         _fit_parabola(stop="loss")
     with pytest.raises(TypeError, match="stop"):
         _fit_parabola(stop=[stopping.max_epochs(2), lambda history, epoch: True])
+
+
+def test_factories_take_numpy_and_jax_scalars_and_return_the_same_condition():
+    a = stopping.target("loss", 0.5)
+    assert stopping.target("loss", np.float32(0.5)) is a
+    assert stopping.target("loss", jnp.asarray(0.5)) is a
+    assert stopping.plateau("loss", 1e-3, 2) is stopping.plateau("loss", np.float64(1e-3), 2)
+    assert stopping.grad_norm_below(jnp.asarray(1e-3)) is stopping.grad_norm_below(1e-3)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda: stopping.target("loss", float("nan")), r"^threshold:"),
+        (lambda: stopping.target("loss", "low"), r"^threshold:"),
+        (lambda: stopping.target(3, 0.5), r"^metric:"),
+        (lambda: stopping.plateau("", 1e-3, 2), r"^metric:"),
+        (lambda: stopping.grad_norm_below(float("inf")), r"^tol:"),
+    ],
+)
+def test_factories_reject_bad_thresholds_and_metric_names(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
