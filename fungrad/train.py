@@ -78,7 +78,8 @@ class RestartsResult(NamedTuple):
         history: per-epoch metrics, arrays ``(runs, epochs)``, NaN after a run stopped.
         stop_reasons: one reason per run.
         epochs_run: ``(runs,)`` epochs each run trained.
-        best_index: the index of the best run by ``metric``.
+        best_index: the index of the best run by ``metric``; a run whose final value is not
+            finite (it diverged) never wins unless every run diverged (then it is 0).
         best_params: that run's params.
         metric: the metric the best run was chosen by (its final value).
         keys: ``(runs,)`` the key each run trained with: run ``r`` equals
