@@ -1,0 +1,319 @@
+"""The ``fungrad`` argument parser: subcommands, options and the types that check them.
+
+Each argument type turns the text a user typed into a value, or raises
+``argparse.ArgumentTypeError`` saying what was expected and what was given; the parser then
+raises :class:`fungrad.cli.UsageError` with the option's name, which ``main`` prints as one
+line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from fungrad.cli import UsageError
+
+__all__ = ["build_parser", "parse_stop"]
+
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "ema", "adam")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line instead of usage + traceback
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    if text.strip() in ("", "none"):
+        return []
+    try:
+        values = [int(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 64,32, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
+    return values
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.01,0.1, got {text!r}"
+        ) from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite learning rates > 0, got {text!r}")
+    return values
+
+
+def _devices(text: str) -> int | str:
+    return "all" if text == "all" else _positive_int(text)
+
+
+def _stop_spec(text: str) -> str:
+    parse_stop(text)  # validate early; the condition itself is built later
+    return text
+
+
+def parse_stop(text: str):
+    """Build the stop condition that a ``--stop`` specification names.
+
+    Args:
+        text: ``max_epochs:N``, ``target:METRIC:VALUE[:min|max]``,
+            ``plateau:METRIC:TOL:PATIENCE`` or ``grad_norm_below:TOL``.
+
+    Returns:
+        The :class:`fungrad.stopping.StopCondition`.
+
+    Raises:
+        argparse.ArgumentTypeError: for an unknown kind or a bad value, naming ``text``.
+    """
+    from fungrad import stopping
+
+    kind, _, rest = text.partition(":")
+    parts = rest.split(":") if rest else []
+    try:
+        if kind == "max_epochs" and len(parts) == 1:
+            return stopping.max_epochs(int(parts[0]))
+        if kind == "target" and len(parts) in (2, 3):
+            return stopping.target(parts[0], float(parts[1]), *(parts[2:] or ["min"]))
+        if kind == "plateau" and len(parts) == 3:
+            return stopping.plateau(parts[0], float(parts[1]), int(parts[2]))
+        if kind == "grad_norm_below" and len(parts) == 1:
+            return stopping.grad_norm_below(float(parts[0]))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    raise argparse.ArgumentTypeError(
+        f"unknown stop condition {text!r}; expected max_epochs:N, target:METRIC:VALUE[:min|max], "
+        "plateau:METRIC:TOL:PATIENCE or grad_norm_below:TOL"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fungrad`` parser with its ``train`` and ``check`` subcommands.
+
+    A parse error raises :class:`fungrad.cli.UsageError` (one line) instead of exiting.
+
+    >>> args = build_parser().parse_args(["train", "--hidden", "32,16", "--epochs", "5"])
+    >>> args.hidden, args.epochs, args.optimizer
+    ([32, 16], 5, 'momentum')
+    """
+    parser = _Parser(
+        prog="fungrad",
+        description="Train neural networks with fungrad, a functional JAX framework.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,check}", parser_class=_Parser)
+
+    train = sub.add_parser(
+        "train",
+        help="train an MLP (by default on the bundled handwritten digits)",
+        description="Train an MLP and write checkpoint.npz, history.json, config.json and "
+        "plot.png to the output folder.",
+    )
+    _add_data_options(train.add_argument_group("data"))
+    _add_model_options(train.add_argument_group("model"))
+    _add_optimization_options(train.add_argument_group("optimization"))
+    _add_output_options(train.add_argument_group("output"))
+    _add_check(sub)
+    return parser
+
+
+def _add_data_options(data) -> None:
+    data.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled, 1797 8x8 images), a .npz with arrays x and y, a .csv, or an "
+        "MNIST-style IDX images file, gzipped or not (default: digits)",
+    )
+    data.add_argument("--labels", help="the IDX labels file that goes with an IDX images file")
+    data.add_argument(
+        "--label-column",
+        default="-1",
+        help="the label column of a .csv, by name or index (default: -1, the last)",
+    )
+    data.add_argument(
+        "--validation", type=_fraction, default=0.1, help="validation fraction (default: 0.1)"
+    )
+    data.add_argument("--test", type=_fraction, default=0.2, help="test fraction (default: 0.2)")
+    data.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="do not standardise features (by default: mean and std of the training part)",
+    )
+
+
+def _add_model_options(model) -> None:
+    from fungrad.activations import activation_names
+    from fungrad.losses import loss_names
+
+    model.add_argument(
+        "--hidden",
+        type=_int_list,
+        default=[64],
+        help="hidden layer widths, e.g. 128,64 (default: 64)",
+    )
+    model.add_argument(
+        "--activation",
+        default="relu",
+        choices=activation_names(),
+        help="hidden activation (default: relu)",
+    )
+    model.add_argument(
+        "--output-activation",
+        default="identity",
+        choices=activation_names(),
+        help="output activation (default: identity; the losses take logits)",
+    )
+    model.add_argument(
+        "--loss",
+        default="auto",
+        choices=("auto", *loss_names()),
+        help="training loss (default: auto: softmax_cross_entropy for class labels, l2 otherwise)",
+    )
+    model.add_argument(
+        "--dtype", default="float32", choices=("float32", "float64"), help="parameter dtype"
+    )
+
+
+def _add_optimization_options(optimization) -> None:
+    optimization.add_argument(
+        "--optimizer",
+        default="momentum",
+        choices=OPTIMIZERS,
+        help="update rule: gd, sgd, momentum (heavy ball), nesterov, ema (the lesson's momentum), "
+        "adam (default: momentum)",
+    )
+    optimization.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=None,
+        help="step size (default: 0.05, adam 0.001)",
+    )
+    optimization.add_argument(
+        "--beta", type=_fraction, default=0.9, help="momentum coefficient in [0, 1) (default: 0.9)"
+    )
+    optimization.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="minibatch size (default: 32; gd always uses the full batch)",
+    )
+    optimization.add_argument(
+        "--epochs", type=_positive_int, default=30, help="the most epochs (default: 30)"
+    )
+    optimization.add_argument(
+        "--stop",
+        action="append",
+        type=_stop_spec,
+        default=[],
+        help="a stop condition, repeatable: max_epochs:N, target:METRIC:VALUE[:min|max], "
+        "plateau:METRIC:TOL:PATIENCE, grad_norm_below:TOL (e.g. target:val_accuracy:0.97:max)",
+    )
+    optimization.add_argument(
+        "--gradients",
+        default="backprop",
+        choices=("backprop", "autodiff"),
+        help="gradient source: fungrad's hand-written backprop or jax.value_and_grad (default: backprop)",
+    )
+    optimization.add_argument(
+        "--restarts",
+        type=_positive_int,
+        default=1,
+        help="runs from different initial weights (default: 1)",
+    )
+    optimization.add_argument(
+        "--learning-rates",
+        type=_float_list,
+        default=None,
+        help="a grid of learning rates, e.g. 0.01,0.05,0.1; every restart runs each (vmapped)",
+    )
+    optimization.add_argument(
+        "--devices",
+        type=_devices,
+        default=1,
+        help="data-parallel devices: a number or 'all' (default: 1)",
+    )
+    optimization.add_argument(
+        "--seed", type=int, default=0, help="seed for split, init and shuffling (default: 0)"
+    )
+
+
+def _add_output_options(output) -> None:
+    output.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/fungrad"),
+        help="output folder (default: runs/fungrad)",
+    )
+    output.add_argument(
+        "--resume", type=Path, help="continue from a checkpoint.npz for --epochs more epochs"
+    )
+    output.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    output.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    output.add_argument(
+        "--no-plot", dest="plot", action="store_false", help="do not write plot.png"
+    )
+
+
+def _add_check(sub) -> None:
+    check = sub.add_parser(
+        "check",
+        help="check the backprop engine against jax.grad on this machine's backend",
+        description="Compare fungrad's hand-written gradients with jax.value_and_grad on random "
+        "architectures (every activation and loss) and print the largest relative errors. "
+        "Exits with status 1 on disagreement.",
+    )
+    check.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=4,
+        help="random architectures, each checked with every activation and loss (default: 4)",
+    )
+    check.add_argument(
+        "--dtype",
+        default="float64",
+        choices=("float64", "float32"),
+        help="precision (default: float64)",
+    )
+    check.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    check.add_argument(
+        "--tolerance",
+        type=_positive_float,
+        default=None,
+        help="largest relative error allowed (default: 1e-8 float64, 2e-3 float32)",
+    )
