@@ -5,8 +5,14 @@ The loop keeps ``history``: a dict of arrays of length ``epochs`` (the cap), whe
 predicate ``(history, epoch) -> bool`` evaluated after epoch ``epoch``; it runs the same in
 Python and inside ``lax.while_loop``, which is what lets vmapped restarts stop one by one.
 
+A metric's direction follows its name unless given (:func:`direction`): accuracies are
+better higher (``"max"``), everything else (losses, gradient norms) lower (``"min"``). So
+``target("val_accuracy", 0.97)`` waits for ``>= 0.97`` and ``target("loss", 1e-3)`` for
+``<= 1e-3``; before, :func:`target` always meant ``<=`` unless told ``mode="max"``.
+
 The factories are cached: the same arguments give the same condition object, so a training
 program compiled with it is reused by the next ``fit`` with the same settings.
+:func:`parse` reads the command line's spelling, e.g. ``"no_improvement:val_loss:5"``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["StopCondition", "max_epochs", "target", "plateau", "grad_norm_below"]
+__all__ = [
+    "SPEC_HELP",
+    "StopCondition",
+    "direction",
+    "grad_norm_below",
+    "max_epochs",
+    "no_improvement",
+    "parse",
+    "plateau",
+    "target",
+]
 
 History = dict[str, jax.Array]
 
@@ -60,6 +76,33 @@ def _metric(value) -> str:
     return value
 
 
+def direction(metric: str, mode: str | None = None) -> str:
+    """Whether lower (``"min"``) or higher (``"max"``) values of ``metric`` are better.
+
+    Args:
+        metric: a recorded metric, e.g. ``"loss"``, ``"val_accuracy"``, ``"grad_norm"``.
+        mode: ``"min"`` or ``"max"`` to say it outright; ``None`` infers it from the name:
+            ``"max"`` if the name contains ``"accuracy"``, else ``"min"``.
+
+    Returns:
+        ``"min"`` or ``"max"``.
+
+    Raises:
+        ValueError: for an empty or non-string ``metric``, or a ``mode`` that is neither
+            ``None``, ``"min"`` nor ``"max"``.
+
+    Example:
+        >>> direction("val_accuracy"), direction("val_loss"), direction("accuracy", "min")
+        ('max', 'min', 'min')
+    """
+    metric = _metric(metric)
+    if mode is None:
+        return "max" if "accuracy" in metric else "min"
+    if not isinstance(mode, str) or mode not in ("min", "max"):
+        raise ValueError(f"mode: expected 'min', 'max' or None (inferred), got {mode!r}")
+    return mode
+
+
 # The public factories check and normalise their arguments, then build through a cache: the
 # same arguments give the same condition object, so a compiled training program is reused.
 
@@ -74,14 +117,27 @@ def _max_epochs(n: int) -> StopCondition:
     return StopCondition(f"max_epochs({n})", lambda history, epoch: epoch + 1 >= n)
 
 
-def target(metric: str, threshold: float, mode: str = "min") -> StopCondition:
-    """Stop when ``metric`` reaches ``threshold``: ``<=`` for ``mode="min"``, ``>=`` for ``"max"``.
+def target(metric: str, threshold: float, mode: str | None = None) -> StopCondition:
+    """Stop when ``metric`` reaches ``threshold``: ``m_e <= threshold`` (min) or ``>=`` (max).
 
-    Example: ``target("val_accuracy", 0.95, mode="max")``, ``target("loss", 1e-3)``.
+    Args:
+        metric: the recorded metric to watch.
+        threshold: a finite number.
+        mode: ``"min"``, ``"max"``, or ``None`` for the metric's :func:`direction`
+            (``>=`` for accuracies, ``<=`` otherwise).
+
+    Returns:
+        The cached :class:`StopCondition`.
+
+    Raises:
+        ValueError: for a bad ``metric``, ``threshold`` or ``mode``.
+
+    Example:
+        >>> target("val_accuracy", 0.95).name, target("loss", 1e-3).name
+        ('target(val_accuracy >= 0.95)', 'target(loss <= 0.001)')
     """
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
-    return _target(_metric(metric), _number("threshold", threshold), mode)
+    mode = direction(metric, mode)
+    return _target(metric, _number("threshold", threshold), mode)
 
 
 @functools.cache
@@ -96,7 +152,12 @@ def _target(metric: str, threshold: float, mode: str) -> StopCondition:
 
 
 def plateau(metric: str = "loss", tol: float = 1e-4, patience: int = 5) -> StopCondition:
-    """Stop when ``metric`` is stationary: ``|m_e - m_{e-1}| <= tol`` for ``patience`` epochs running."""
+    """Stop when ``metric`` barely changes: ``|m_e - m_{e-1}| <= tol`` for ``patience`` epochs running.
+
+    This is "stationary", in either direction, not "no longer improving": a loss that rises
+    slowly is a plateau, and one that bounces by more than ``tol`` around its best is not.
+    For early stopping on a validation metric use :func:`no_improvement`.
+    """
     return _plateau(
         _metric(metric), _number("tol", tol, minimum=0), _positive_int("patience", patience)
     )
@@ -115,6 +176,76 @@ def _plateau(metric: str, tol: float, patience: int) -> StopCondition:
     )
 
 
+def no_improvement(
+    metric: str, patience: int, min_delta: float = 0.0, mode: str | None = None
+) -> StopCondition:
+    """Early stopping: stop when ``metric`` has not improved on its best for ``patience`` epochs.
+
+    The rule of Keras' ``EarlyStopping``, over epochs ``0..epoch``: start with
+    ``best = +inf`` (min; ``-inf`` for max) and ``wait = 0``; for each value ``m_e``, if
+    ``m_e < best - min_delta`` (min; ``m_e > best + min_delta`` for max) then ``best = m_e``
+    and ``wait = 0``, else ``wait += 1``. Stop when ``wait >= patience``. A NaN never
+    improves. With ``min_delta = 0`` the run stops ``patience`` epochs after its best one.
+
+    Args:
+        metric: the recorded metric to watch, usually ``"val_loss"``.
+        patience: how many epochs without improvement to allow, a positive integer.
+        min_delta: how much better than the best a value must be to count, ``>= 0``.
+        mode: ``"min"``, ``"max"``, or ``None`` for the metric's :func:`direction`.
+
+    Returns:
+        The cached :class:`StopCondition`.
+
+    Raises:
+        ValueError: for a bad ``metric``, ``patience``, ``min_delta`` or ``mode``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> stop = no_improvement("val_loss", patience=2)
+        >>> history = {"val_loss": jnp.array([3.0, 2.0, 2.5, 2.2, jnp.nan])}
+        >>> [bool(stop.predicate(history, e)) for e in range(4)]
+        [False, False, False, True]
+    """
+    mode = direction(metric, mode)
+    return _no_improvement(
+        metric,
+        _positive_int("patience", patience),
+        _number("min_delta", min_delta, minimum=0),
+        mode,
+    )
+
+
+@functools.cache
+def _no_improvement(metric: str, patience: int, min_delta: float, mode: str) -> StopCondition:
+    # Negating a "max" metric turns the rule into the "min" one: m > best + d <=> -m < -best - d.
+    sign = 1.0 if mode == "min" else -1.0
+
+    def predicate(history, epoch):
+        values = history[metric]
+
+        def step(carry, entry):
+            best, wait = carry
+            index, value = entry
+            score = sign * value
+            improved = score < best - min_delta  # False for NaN
+            seen = index <= epoch
+            best = jnp.where(seen & improved, score, best)
+            wait = jnp.where(seen, jnp.where(improved, 0, wait + 1), wait)
+            return (best, wait), None
+
+        start = (jnp.asarray(jnp.inf, values.dtype), jnp.zeros((), jnp.int32))
+        indices = jnp.arange(values.shape[0], dtype=jnp.int32)
+        (_, wait), _ = jax.lax.scan(step, start, (indices, values))
+        return wait >= patience
+
+    change = "decrease" if mode == "min" else "increase"
+    return StopCondition(
+        f"no_improvement({metric}: no {change} > {min_delta:g} for {patience} epochs)",
+        predicate,
+        (metric,),
+    )
+
+
 def grad_norm_below(tol: float) -> StopCondition:
     """Stop when the epoch's last gradient norm (``history["grad_norm"]``) is below ``tol``.
 
@@ -130,3 +261,90 @@ def _grad_norm_below(tol: float) -> StopCondition:
         lambda history, epoch: history["grad_norm"][epoch] < tol,
         ("grad_norm",),
     )
+
+
+# --------------------------------------------------------------------------- the spec language
+
+
+def _spec_int(field: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{field}: expected a positive integer, got {text!r}")
+    return value
+
+
+def _spec_float(field: str, text: str, *, minimum: float | None = None) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{field}: expected a finite number, got {text!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{field}: expected a number >= {minimum:g}, got {text!r}")
+    return value
+
+
+# The accepted forms, each with its builder; a form's fields after "[" are optional.
+_FORMS: dict[str, Callable[..., StopCondition]] = {
+    "max_epochs:N": lambda n: max_epochs(_spec_int("N", n)),
+    "target:METRIC:VALUE[:min|max]": lambda metric, value, mode=None: target(
+        metric, _spec_float("VALUE", value), mode
+    ),
+    "plateau:METRIC:TOL:PATIENCE": lambda metric, tol, patience: plateau(
+        metric, _spec_float("TOL", tol, minimum=0), _spec_int("PATIENCE", patience)
+    ),
+    "grad_norm_below:TOL": lambda tol: grad_norm_below(_spec_float("TOL", tol, minimum=0)),
+    "no_improvement:METRIC:PATIENCE[:MIN_DELTA]": lambda metric, patience, delta="0": (
+        no_improvement(
+            metric, _spec_int("PATIENCE", patience), _spec_float("MIN_DELTA", delta, minimum=0)
+        )
+    ),
+}
+
+SPEC_HELP: str = ", ".join(_FORMS)
+"""The accepted stop-condition specs, for help texts and error messages."""
+
+
+def parse(spec: str) -> StopCondition:
+    """The stop condition a command-line spec names, e.g. ``"target:val_accuracy:0.97"``.
+
+    The forms (:data:`SPEC_HELP`): ``max_epochs:N``, ``target:METRIC:VALUE[:min|max]``
+    (direction inferred from the metric's name unless given), ``plateau:METRIC:TOL:PATIENCE``,
+    ``grad_norm_below:TOL``, ``no_improvement:METRIC:PATIENCE[:MIN_DELTA]``.
+
+    Args:
+        spec: the spec, fields separated by ``:``.
+
+    Returns:
+        The same cached condition the factory gives for those arguments.
+
+    Raises:
+        ValueError: one line quoting ``spec``: for an unknown kind or a wrong number of
+            fields it lists the accepted forms; for a bad field it says which and why.
+
+    Example:
+        >>> parse("no_improvement:val_loss:5").name
+        'no_improvement(val_loss: no decrease > 0 for 5 epochs)'
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"spec: expected a string such as 'max_epochs:100', got {spec!r}")
+    kind, *fields = spec.split(":")
+    forms = {form.split(":")[0]: form for form in _FORMS}
+    if kind not in forms:
+        raise ValueError(
+            f"spec {spec!r}: unknown stop condition {kind!r}; expected one of: {SPEC_HELP}"
+        )
+    form = forms[kind]
+    if not form.split("[")[0].count(":") <= len(fields) <= form.count(":"):
+        raise ValueError(
+            f"spec {spec!r}: {kind} takes {form}, got {len(fields)} field(s); "
+            f"expected one of: {SPEC_HELP}"
+        )
+    try:
+        return _FORMS[form](*fields)
+    except ValueError as error:
+        raise ValueError(f"spec {spec!r}: {error}") from None

@@ -293,3 +293,347 @@ def test_factories_take_numpy_and_jax_scalars_and_return_the_same_condition():
 def test_factories_reject_bad_thresholds_and_metric_names(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+# --------------------------------------------------------------------------- direction
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("loss", "min"),
+        ("val_loss", "min"),
+        ("grad_norm", "min"),
+        ("accuracy", "max"),
+        ("val_accuracy", "max"),
+        ("top5_accuracy_smoothed", "max"),
+    ],
+)
+def test_direction_follows_the_metric_name(metric, expected):
+    assert stopping.direction(metric) == expected
+    assert stopping.direction(metric, None) == expected
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_an_explicit_direction_wins_over_the_name(mode):
+    assert stopping.direction("val_accuracy", mode) == mode
+    assert stopping.direction("loss", mode) == mode
+
+
+@pytest.mark.parametrize("mode", ["up", "MIN", "", 1, ["min"]])
+def test_a_bad_direction_is_a_value_error_naming_mode(mode):
+    with pytest.raises(ValueError, match=r"^mode: expected 'min', 'max'"):
+        stopping.direction("loss", mode)
+
+
+def test_target_default_direction_follows_the_metric():
+    history = _history(loss=[3.0, 2.0, 1.0, 0.5], val_accuracy=[0.2, 0.5, 0.9, 0.95])
+    above = stopping.target("val_accuracy", 0.9)
+    assert above.name == "target(val_accuracy >= 0.9)"
+    assert _evaluate(above, history, range(4)) == [False, False, True, True]
+    below = stopping.target("loss", 1.0)
+    assert below.name == "target(loss <= 1)"
+    assert _evaluate(below, history, range(4)) == [False, False, True, True]
+    # An explicit mode still overrides the name.
+    assert _evaluate(stopping.target("val_accuracy", 0.3, "min"), history, range(4)) == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_target_is_cached_on_the_resolved_direction():
+    assert stopping.target("val_accuracy", 0.9) is stopping.target("val_accuracy", 0.9, "max")
+    assert stopping.target("loss", 0.1) is stopping.target("loss", 0.1, "min")
+    assert stopping.target("accuracy", 0.9, "min") is not stopping.target("accuracy", 0.9)
+
+
+# --------------------------------------------------------------------------- no_improvement
+
+
+def _keras_wait_reached(values, epoch, patience, min_delta, mode):
+    """Keras' EarlyStopping rule in plain Python over ``values[: epoch + 1]``."""
+    best = math.inf if mode == "min" else -math.inf
+    wait = 0
+    for value in values[: epoch + 1]:
+        # NaN compares False, so it never improves.
+        improved = value < best - min_delta if mode == "min" else value > best + min_delta
+        if improved:
+            best, wait = value, 0
+        else:
+            wait += 1
+    return wait >= patience
+
+
+def test_no_improvement_stops_patience_epochs_after_the_best():
+    # best at epoch 1 (2.0); 2.5 and 2.2 do not beat it.
+    history = _history(val_loss=[3.0, 2.0, 2.5, 2.2, 1.0, 1.0, 1.0, NAN])
+    condition = stopping.no_improvement("val_loss", patience=2)
+    assert condition.metrics == ("val_loss",)
+    assert condition.name == "no_improvement(val_loss: no decrease > 0 for 2 epochs)"
+    # A tie (1.0 again) is not an improvement; NaN (not yet run) counts as one more epoch.
+    expected = [False, False, False, True, False, False, True, True]
+    assert _evaluate(condition, history, range(8)) == expected
+
+
+def test_no_improvement_min_delta_needs_a_gain_larger_than_it():
+    history = _history(val_loss=[2.0, 1.5, 1.25, 1.375, 1.0, 0.5])
+    condition = stopping.no_improvement("val_loss", patience=2, min_delta=0.25)
+    assert "0.25" in condition.name
+    # best: 2.0, 1.5 (gain 0.5), then 1.25 (gain exactly 0.25: no), 1.375 (no), 1.0 (yes).
+    expected = [False, False, False, True, False, False]
+    assert _evaluate(condition, history, range(6)) == expected
+
+
+def test_no_improvement_on_an_accuracy_waits_for_it_to_rise():
+    history = _history(val_accuracy=[0.5, 0.7, 0.6, 0.65, 0.9])
+    condition = stopping.no_improvement("val_accuracy", patience=2)
+    assert condition is stopping.no_improvement("val_accuracy", 2, 0.0, "max")
+    assert "increase" in condition.name
+    assert _evaluate(condition, history, range(5)) == [False, False, False, True, False]
+    as_min = stopping.no_improvement("val_accuracy", patience=2, mode="min")
+    assert _evaluate(as_min, history, range(5)) == [False, False, True, True, True]
+
+
+def test_no_improvement_ignores_entries_after_the_epoch():
+    history = _history(loss=[1.0, 2.0, 3.0, 0.0, 0.0])
+    condition = stopping.no_improvement("loss", patience=2)
+    assert _evaluate(condition, history, [2]) == [True]
+    assert _evaluate(condition, history, [3, 4]) == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("patience", "min_delta", "mode"),
+    [(1, 0.0, "min"), (2, 0.0, "max"), (3, 0.0, "min"), (5, 0.0, "max")]
+    + [(1, 0.5, "max"), (2, 0.5, "min"), (3, 1.25, "max"), (2, 1.25, "min")],
+)
+def test_no_improvement_matches_the_keras_rule(patience, min_delta, mode):
+    """300 random histories with ties and NaNs, every epoch of each, in one vmapped call."""
+    rng = np.random.default_rng(patience * 100 + int(min_delta * 4) * 10 + (mode == "max"))
+    levels = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, NAN])
+    values = rng.choice(levels, (300, 10))
+    # Every entry is filled: the predicate must itself ignore those after the epoch.
+    condition = stopping.no_improvement("val_loss", patience, min_delta, mode)
+    over_epochs = jax.vmap(condition.predicate, in_axes=(None, 0))
+    predicate = jax.jit(jax.vmap(over_epochs, in_axes=(0, None)))
+    actual = predicate({"val_loss": jnp.asarray(values)}, jnp.arange(10, dtype=jnp.int32))
+    expected = [
+        [_keras_wait_reached(list(row), e, patience, min_delta, mode) for e in range(10)]
+        for row in values
+    ]
+    assert actual.tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_no_improvement_under_vmap_over_histories_and_epochs(dtype):
+    """As in restarts: a batch of runs, each with its own history and its own epoch."""
+    rng = np.random.default_rng(7)
+    runs, length = 64, 16
+    values = 1 + np.cumsum(rng.normal(0.0, 0.3, (runs, length)), axis=1)
+    values[rng.random((runs, length)) < 0.1] = NAN
+    epochs = rng.integers(0, length, runs)
+    for e, row in zip(epochs, values, strict=True):
+        row[e + 1 :] = NAN  # as the loop records it
+    values = values.astype(dtype)
+    stopped = []
+    for patience, min_delta, mode in [(1, 0.0, "min"), (3, 0.05, "min"), (2, 0.1, "max")]:
+        condition = stopping.no_improvement("val_loss", patience, min_delta, mode)
+        predicate = jax.jit(jax.vmap(condition.predicate))
+        actual = predicate({"val_loss": jnp.asarray(values)}, jnp.asarray(epochs, jnp.int32))
+        expected = [
+            # Compare in the history's precision, as the predicate does.
+            _keras_wait_reached(
+                [float(v) for v in row], int(e), patience, float(dtype(min_delta)), mode
+            )
+            for row, e in zip(values, epochs, strict=True)
+        ]
+        assert actual.tolist() == expected
+        stopped.append(sum(expected))
+    assert all(0 < n < runs for n in stopped)  # both outcomes occur
+
+
+def test_no_improvement_factory_is_cached_on_normalised_arguments():
+    a = stopping.no_improvement("val_loss", 3)
+    assert stopping.no_improvement("val_loss", 3, 0, "min") is a
+    assert stopping.no_improvement("val_loss", 3, np.float32(0.0)) is a
+    assert stopping.no_improvement("val_loss", 3, 0.1) is not a
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"patience": 0}, "patience"),
+        ({"patience": 2.0}, "patience"),
+        ({"patience": True}, "patience"),
+        ({"patience": 2, "min_delta": -0.1}, "min_delta"),
+        ({"patience": 2, "min_delta": math.inf}, "min_delta"),
+        ({"patience": 2, "min_delta": "small"}, "min_delta"),
+        ({"patience": 2, "mode": "down"}, "mode"),
+    ],
+)
+def test_bad_no_improvement_arguments_are_value_errors_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        stopping.no_improvement("val_loss", **kwargs)
+    with pytest.raises(ValueError, match=r"^metric:"):
+        stopping.no_improvement("", 2)
+
+
+# A run whose validation loss falls, then rises: GD on (w - mean(y))^2 with training targets
+# 0 pulls w_e = 3 * 0.8^(e + 1) (after epoch e) towards 0, while the validation targets are 1,
+# so val_loss[e] = (3 * 0.8^(e + 1) - 1)^2 is smallest at epoch 4 (w = 0.98304), then grows.
+
+
+def _pulled_to_mean(params, x, y):
+    w = params["w"]
+    return (w - jnp.mean(y)) ** 2, {"w": 2 * (w - jnp.mean(y))}
+
+
+OVERFIT_TRAIN = (X_DUMMY, jnp.zeros((4, 1), jnp.float64))
+OVERFIT_VALIDATION = (X_DUMMY, jnp.ones((4, 1), jnp.float64))
+
+
+def _fit_overfitting(stop, learning_rate=0.1, epochs=40):
+    return fungrad.fit(
+        {"w": jnp.asarray(3.0, jnp.float64)},
+        *OVERFIT_TRAIN,
+        loss="l2",
+        optimizer=optim.gd(learning_rate),
+        epochs=epochs,
+        key=jax.random.key(0),
+        gradients=_pulled_to_mean,
+        validation=OVERFIT_VALIDATION,
+        stop=stop,
+    )
+
+
+@pytest.mark.parametrize("patience", [1, 3, 6])
+def test_no_improvement_in_fit_stops_patience_epochs_after_the_best_epoch(patience):
+    condition = stopping.no_improvement("val_loss", patience)
+    result = _fit_overfitting(condition)
+    val_loss = result.history["val_loss"]
+    e = np.arange(result.epochs_run)
+    np.testing.assert_allclose(val_loss, (3 * 0.8 ** (e + 1) - 1) ** 2, rtol=1e-12)
+    assert int(np.argmin(val_loss)) == 4
+    assert result.epochs_run == 4 + patience + 1
+    assert result.stop_reason == condition.name
+
+
+def test_no_improvement_in_fit_with_min_delta_counts_only_large_gains():
+    # Gains: 1.96 -> 0.846 -> 0.287 -> 0.052 -> 0.0003; with min_delta 0.1 the last one is too
+    # small, so the best stays epoch 3 and the run stops one epoch earlier than without it.
+    condition = stopping.no_improvement("val_loss", 2, min_delta=0.1)
+    result = _fit_overfitting(condition)
+    assert result.epochs_run == 3 + 2 + 1
+    assert result.stop_reason == condition.name
+    assert _fit_overfitting(stopping.no_improvement("val_loss", 2)).epochs_run == 4 + 2 + 1
+
+
+def test_no_improvement_in_restarts_each_run_stops_on_its_own():
+    # lr 0.05: w_e = 3 * 0.9^(e + 1), closest to 1 at epoch 9; lr 0.1: at epoch 4.
+    condition = stopping.no_improvement("val_loss", 3)
+    result = fungrad.fit_restarts(
+        {"w": jnp.full((2,), 3.0, jnp.float64)},
+        *OVERFIT_TRAIN,
+        loss="l2",
+        optimizer=optim.factory("gd"),
+        learning_rates=[0.1, 0.05],
+        epochs=40,
+        key=jax.random.key(0),
+        gradients=_pulled_to_mean,
+        validation=OVERFIT_VALIDATION,
+        stop=condition,
+    )
+    assert result.epochs_run.tolist() == [4 + 3 + 1, 9 + 3 + 1]
+    assert result.stop_reasons == [condition.name] * 2
+    for r, learning_rate in enumerate([0.1, 0.05]):
+        alone = _fit_overfitting(condition, learning_rate)
+        assert alone.epochs_run == result.epochs_run[r]
+        np.testing.assert_allclose(
+            result.history["val_loss"][r, : alone.epochs_run],
+            alone.history["val_loss"],
+            rtol=1e-12,
+        )
+
+
+# --------------------------------------------------------------------------- parse
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("max_epochs:50", lambda: stopping.max_epochs(50)),
+        ("target:val_accuracy:0.97", lambda: stopping.target("val_accuracy", 0.97, "max")),
+        ("target:val_accuracy:0.2:min", lambda: stopping.target("val_accuracy", 0.2, "min")),
+        ("target:loss:1e-3", lambda: stopping.target("loss", 1e-3, "min")),
+        ("target:loss:5:max", lambda: stopping.target("loss", 5.0, "max")),
+        ("plateau:loss:1e-4:5", lambda: stopping.plateau("loss", 1e-4, 5)),
+        ("grad_norm_below:0.01", lambda: stopping.grad_norm_below(0.01)),
+        ("no_improvement:val_loss:5", lambda: stopping.no_improvement("val_loss", 5)),
+        (
+            "no_improvement:val_loss:5:0.001",
+            lambda: stopping.no_improvement("val_loss", 5, 0.001),
+        ),
+        (
+            "no_improvement:val_accuracy:3",
+            lambda: stopping.no_improvement("val_accuracy", 3, mode="max"),
+        ),
+    ],
+)
+def test_parse_gives_the_factorys_condition(spec, expected):
+    assert stopping.parse(spec) is expected()
+
+
+def test_spec_help_lists_every_form():
+    for form in [
+        "max_epochs:N",
+        "target:METRIC:VALUE[:min|max]",
+        "plateau:METRIC:TOL:PATIENCE",
+        "grad_norm_below:TOL",
+        "no_improvement:METRIC:PATIENCE[:MIN_DELTA]",
+    ]:
+        assert form in stopping.SPEC_HELP
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "early_stop:val_loss:5", "max_epochs", "max_epochs:3:4", "target:loss", "plateau:l:1"]
+    + ["no_improvement:val_loss", "no_improvement:val_loss:3:0.1:9", "grad_norm_below"],
+)
+def test_parse_a_malformed_spec_quotes_it_and_lists_the_forms(spec):
+    with pytest.raises(ValueError) as info:
+        stopping.parse(spec)
+    message = str(info.value)
+    assert message.startswith(f"spec {spec!r}:")
+    assert "\n" not in message
+    assert message.endswith(stopping.SPEC_HELP)
+
+
+@pytest.mark.parametrize(
+    ("spec", "detail"),
+    [
+        ("max_epochs:ten", "N: expected a positive integer, got 'ten'"),
+        ("max_epochs:0", "N: expected a positive integer, got '0'"),
+        ("max_epochs:2.5", "N: expected a positive integer, got '2.5'"),
+        ("target:loss:low", "VALUE: expected a finite number, got 'low'"),
+        ("target:loss:nan", "VALUE: expected a finite number, got 'nan'"),
+        ("target:loss:0.1:up", "mode: expected 'min', 'max'"),
+        ("target::0.1", "metric: expected a metric name"),
+        ("plateau:loss:-1:3", "TOL: expected a number >= 0, got '-1'"),
+        ("plateau:loss:1e-3:x", "PATIENCE: expected a positive integer, got 'x'"),
+        ("grad_norm_below:inf", "TOL: expected a finite number, got 'inf'"),
+        ("no_improvement:val_loss:2.5", "PATIENCE: expected a positive integer, got '2.5'"),
+        ("no_improvement:val_loss:3:-0.1", "MIN_DELTA: expected a number >= 0, got '-0.1'"),
+    ],
+)
+def test_parse_a_bad_field_quotes_the_spec_and_says_what_is_wrong(spec, detail):
+    with pytest.raises(ValueError) as info:
+        stopping.parse(spec)
+    message = str(info.value)
+    assert message.startswith(f"spec {spec!r}: {detail}")
+    assert "\n" not in message
+
+
+def test_parse_rejects_a_non_string():
+    with pytest.raises(ValueError, match=r"^spec: expected a string"):
+        stopping.parse(3)
