@@ -16,19 +16,38 @@ Momentum moves the weights by the momentum ``m_t``, not by the raw gradient. GD 
 same rule: how much data each step sees (``batch_size`` in :func:`fungrad.fit`) makes the
 difference. A learning rate is a number, an optax schedule ``step -> lr``, or a traced array
 (so a sweep over learning rates compiles once; see :func:`fungrad.fit_restarts`).
+
+The command line names rules by :data:`NAMES`: :func:`from_name` builds one, :func:`factory`
+gives the ``learning_rate -> rule`` function a learning-rate sweep takes, and
+:func:`default_learning_rate` the step size used when none is given.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import optax
 
-__all__ = ["gd", "sgd", "momentum", "adam", "MOMENTUM_VARIANTS"]
+__all__ = [
+    "MOMENTUM_VARIANTS",
+    "NAMES",
+    "adam",
+    "default_learning_rate",
+    "factory",
+    "from_name",
+    "gd",
+    "momentum",
+    "sgd",
+]
 
 MOMENTUM_VARIANTS = ("heavy_ball", "ema", "nesterov")
+
+NAMES = ("gd", "sgd", "momentum", "nesterov", "ema", "adam")
+"""The rules by name: ``momentum`` is the heavy-ball variant, ``nesterov`` and ``ema`` the others."""
 
 LearningRate = Any  # float | optax.Schedule | jax.Array
 
@@ -50,7 +69,12 @@ def _check_learning_rate(learning_rate: LearningRate) -> None:
 def _check_unit_interval(name: str, value: Any) -> None:
     if isinstance(value, jax.core.Tracer):
         return
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}: expected a number in [0, 1), got {type(value).__name__}"
+        ) from None
     if not 0 <= value < 1:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value}")
 
@@ -63,7 +87,7 @@ def gd(learning_rate: LearningRate) -> optax.GradientTransformation:
         >>> opt = gd(0.1)
         >>> w = jnp.array(1.0)
         >>> updates, _ = opt.update(2 * w, opt.init(w))   # grad of w^2 + 1
-        >>> float(optax.apply_updates(w, updates))
+        >>> round(float(optax.apply_updates(w, updates)), 6)
         0.8
     """
     _check_learning_rate(learning_rate)
@@ -125,3 +149,102 @@ def adam(
     if not isinstance(eps, jax.core.Tracer) and not float(eps) > 0:
         raise ValueError(f"eps: expected a number > 0, got {eps}")
     return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+# --------------------------------------------------------------------------- by name
+
+_MOMENTUM_NAMES = {"momentum": "heavy_ball", "nesterov": "nesterov", "ema": "ema"}
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or name not in NAMES:
+        raise ValueError(f"name: expected one of {', '.join(NAMES)}, got {name!r}")
+    return name
+
+
+def from_name(
+    name: str, learning_rate: LearningRate, *, beta: float = 0.9
+) -> optax.GradientTransformation:
+    """The rule called ``name`` (one of :data:`NAMES`), with this learning rate.
+
+    ``"gd"`` and ``"sgd"`` are :func:`gd` and :func:`sgd`; ``"momentum"``, ``"nesterov"`` and
+    ``"ema"`` are :func:`momentum` with ``variant="heavy_ball"``, ``"nesterov"`` and ``"ema"``;
+    ``"adam"`` is :func:`adam` with its default moments.
+
+    Args:
+        name: one of :data:`NAMES`.
+        learning_rate: a number > 0, an optax schedule, or a traced array.
+        beta: the momentum coefficient in ``[0, 1)``, for the momentum rules only.
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Raises:
+        ValueError: for an unknown ``name``, a bad ``learning_rate`` or ``beta``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> opt = from_name("momentum", 0.1, beta=0.5)
+        >>> w = jnp.array(1.0)
+        >>> state = opt.init(w)
+        >>> for _ in range(2):  # the gradient of w^2
+        ...     updates, state = opt.update(2 * w, state)
+        ...     w = w + updates
+        >>> round(float(w), 6)  # 1 - 0.1 * 2, then 0.8 - 0.1 * (0.5 * 2 + 1.6)
+        0.54
+    """
+    name = _check_name(name)
+    if name in _MOMENTUM_NAMES:
+        return momentum(learning_rate, beta, variant=_MOMENTUM_NAMES[name])
+    return {"gd": gd, "sgd": sgd, "adam": adam}[name](learning_rate)
+
+
+def default_learning_rate(name: str) -> float:
+    """The learning rate used when none is given: 0.001 for ``"adam"``, else 0.05.
+
+    Raises:
+        ValueError: for an unknown ``name``.
+    """
+    return 0.001 if _check_name(name) == "adam" else 0.05
+
+
+def factory(
+    name: str, *, beta: float = 0.9
+) -> Callable[[LearningRate], optax.GradientTransformation]:
+    """``learning_rate -> from_name(name, learning_rate, beta=beta)``, for learning-rate sweeps.
+
+    :func:`fungrad.fit_restarts` takes such a factory with ``learning_rates=``. The same
+    ``(name, beta)`` gives the same function object (``beta`` is ignored by the rules without
+    momentum), so a compiled program keyed on it is reused by the next sweep.
+
+    Args:
+        name: one of :data:`NAMES`.
+        beta: the momentum coefficient in ``[0, 1)``, a concrete number.
+
+    Returns:
+        A function ``learning_rate -> optax.GradientTransformation``.
+
+    Raises:
+        ValueError: for an unknown ``name`` or a ``beta`` outside ``[0, 1)``.
+
+    Example:
+        >>> factory("nesterov", beta=0.8) is factory("nesterov", beta=0.8)
+        True
+    """
+    name = _check_name(name)
+    if name not in _MOMENTUM_NAMES:
+        return _factory(name, None)
+    _check_unit_interval("beta", beta)
+    return _factory(name, float(beta))
+
+
+@functools.cache
+def _factory(
+    name: str, beta: float | None
+) -> Callable[[LearningRate], optax.GradientTransformation]:
+    def make(learning_rate: LearningRate) -> optax.GradientTransformation:
+        return from_name(name, learning_rate, beta=0.9 if beta is None else beta)
+
+    make.__name__ = make.__qualname__ = name if beta is None else f"{name}(beta={beta:g})"
+    make.__doc__ = f"The {name!r} rule with this learning rate (fungrad.optim.factory)."
+    return make

@@ -261,3 +261,130 @@ def test_bad_adam_hyperparameters_are_value_errors_naming_them(kwargs, name):
 def test_rules_are_gradient_transformations():
     for opt in (optim.gd(0.1), optim.sgd(0.1), optim.momentum(0.1), optim.adam(0.1)):
         assert isinstance(opt, optax.GradientTransformation)
+
+
+# --------------------------------------------------------------------------- by name
+
+BETA = 0.7
+DIRECT = {
+    "gd": lambda lr: optim.gd(lr),
+    "sgd": lambda lr: optim.sgd(lr),
+    "momentum": lambda lr: optim.momentum(lr, BETA, variant="heavy_ball"),
+    "nesterov": lambda lr: optim.momentum(lr, BETA, variant="nesterov"),
+    "ema": lambda lr: optim.momentum(lr, BETA, variant="ema"),
+    "adam": lambda lr: optim.adam(lr),
+}
+
+
+def test_names_are_the_registry():
+    assert optim.NAMES == ("gd", "sgd", "momentum", "nesterov", "ema", "adam")
+    assert set(DIRECT) == set(optim.NAMES)
+
+
+def _updates(optimizer, steps=3):
+    """The updates of ``steps`` jitted steps on a fixed two-leaf gradient pytree."""
+    params = {"w": jnp.asarray([[0.5, -1.0], [2.0, 0.25]]), "b": jnp.asarray([0.1, -0.3])}
+    grads = {"w": jnp.asarray([[0.3, -0.2], [1.5, 0.7]]), "b": jnp.asarray([-0.4, 0.9])}
+    update = jax.jit(optimizer.update)
+    opt_state, out = optimizer.init(params), []
+    for step in range(steps):
+        scaled = jax.tree.map(lambda g, s=step: g * (1.0 + 0.5 * s), grads)
+        updates, opt_state = update(scaled, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        out.append(updates)
+    return out
+
+
+@pytest.mark.parametrize("name", optim.NAMES)
+def test_from_name_equals_the_direct_constructor(name):
+    lr = 0.03
+    actual = _updates(optim.from_name(name, lr, beta=BETA))
+    expected = _updates(DIRECT[name](lr))
+    for a, e in zip(actual, expected, strict=True):
+        for leaf_a, leaf_e in zip(jax.tree.leaves(a), jax.tree.leaves(e), strict=True):
+            np.testing.assert_array_equal(leaf_a, leaf_e)
+
+
+def test_from_name_momentum_rules_use_beta():
+    with_beta = _trajectory(optim.from_name("momentum", 0.1, beta=0.5))
+    np.testing.assert_allclose(with_beta, _by_hand(_heavy_ball(0.1, 0.5)), rtol=1e-13)
+    default = _trajectory(optim.from_name("nesterov", 0.1))
+    np.testing.assert_allclose(default, _by_hand(_nesterov(0.1, 0.9)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", optim.NAMES)
+def test_factory_is_from_name_with_the_learning_rate_left_open(name):
+    make = optim.factory(name, beta=BETA)
+    np.testing.assert_array_equal(
+        _trajectory(make(0.05)), _trajectory(optim.from_name(name, 0.05, beta=BETA))
+    )
+
+
+@pytest.mark.parametrize("name", optim.NAMES)
+def test_factory_returns_the_same_function_for_the_same_name_and_beta(name):
+    assert optim.factory(name) is optim.factory(name)
+    assert optim.factory(name, beta=0.5) is optim.factory(name, beta=np.float64(0.5))
+
+
+def test_factory_tells_betas_apart_only_where_they_matter():
+    assert optim.factory("momentum", beta=0.5) is not optim.factory("momentum", beta=0.9)
+    assert optim.factory("ema", beta=0.5) is not optim.factory("nesterov", beta=0.5)
+    assert optim.factory("sgd", beta=0.5) is optim.factory("sgd")
+    assert optim.factory("adam", beta=0.2) is optim.factory("adam")
+
+
+def test_factory_with_a_traced_learning_rate_compiles_once(count_compilations):
+    make = optim.factory("nesterov", beta=0.5)
+    g = jnp.asarray(_gradient(W0))
+
+    @jax.jit
+    def first_update(lr):
+        opt = make(lr)
+        return opt.update(g, opt.init(g), g)[0]
+
+    first_update(0.1)
+    with count_compilations() as compiled:
+        np.testing.assert_allclose(first_update(0.2), -0.2 * 1.5 * np.asarray(g), rtol=1e-15)
+    assert compiled == []
+
+
+@pytest.mark.parametrize("name", optim.NAMES)
+def test_default_learning_rate_is_small_for_adam_only(name):
+    assert optim.default_learning_rate(name) == (0.001 if name == "adam" else 0.05)
+
+
+@pytest.mark.parametrize("name", ["Adam", "rmsprop", "", None, 3])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda name: optim.from_name(name, 0.1),
+        optim.default_learning_rate,
+        optim.factory,
+    ],
+    ids=["from_name", "default_learning_rate", "factory"],
+)
+def test_an_unknown_name_is_a_value_error_listing_the_choices(name, call):
+    with pytest.raises(ValueError, match=r"^name: expected one of") as info:
+        call(name)
+    for choice in optim.NAMES:
+        assert choice in str(info.value)
+    assert repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize("beta", [1.0, -0.5, math.nan])
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "ema"])
+def test_a_bad_beta_is_a_value_error_naming_it(name, beta):
+    with pytest.raises(ValueError, match=r"^beta:"):
+        optim.factory(name, beta=beta)
+    with pytest.raises(ValueError, match=r"^beta:"):
+        optim.from_name(name, 0.1, beta=beta)
+
+
+def test_a_non_numeric_beta_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match=r"^beta:"):
+        optim.factory("momentum", beta="high")
+
+
+def test_from_name_checks_the_learning_rate():
+    with pytest.raises(ValueError, match="learning_rate"):
+        optim.from_name("adam", -1.0)
