@@ -1,0 +1,28 @@
+"""The optimization loop, compiled: ``fit`` for one run, ``fit_restarts`` for many at once.
+
+Training minimises ``L(w) = 1/N sum_i l(F(x_i; w), y_i)``. Each epoch is one jitted call
+(:mod:`fungrad.train.epoch`): the data are shuffled on the device, cut into minibatches, and a
+``lax.scan`` runs the steps ``w <- update(w, grad L_batch(w))``. After the epoch the loop
+records the metrics in a fixed-size history, keeps the best epoch's parameters if asked, and
+asks the stop conditions whether to go on. With ``checkpoint=`` the whole run is saved as it
+goes (:mod:`fungrad.train.saving`) and resumes bit for bit.
+
+The modules, bottom to top: ``state`` (the pytrees), ``sources`` (gradient sources),
+``program`` (checked static settings), ``epoch`` (the compiled epoch), ``saving``
+(checkpoints of the carry), ``fit``, ``restarts``, ``evaluate``.
+"""
+
+from fungrad.train.evaluate import evaluate
+from fungrad.train.fit import fit
+from fungrad.train.restarts import fit_restarts
+from fungrad.train.state import FitResult, RestartsResult, StopTraining, TrainState
+
+__all__ = [
+    "TrainState",
+    "FitResult",
+    "RestartsResult",
+    "StopTraining",
+    "fit",
+    "fit_restarts",
+    "evaluate",
+]

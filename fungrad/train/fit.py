@@ -1,0 +1,221 @@
+"""``fit``: one run, one compiled epoch per call, checkpointed as it goes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fungrad import parallel
+from fungrad.activations import Activation
+from fungrad.losses import Loss
+from fungrad.stopping import StopCondition
+from fungrad.train import saving
+from fungrad.train.epoch import advance_compiled, initial_carry, stop_reason
+from fungrad.train.program import Program, build_program, check_optimizer, history_dtype
+from fungrad.train.state import DIVERGED, Carry, FitResult, StopTraining, TrainState
+
+GradientSource = str | Callable[..., tuple[jax.Array, Any]]
+
+
+def model_config(params, loss, activation, output_activation, gradients) -> dict:
+    """The model part of a checkpoint's config: enough to apply an MLP's params again."""
+    from fungrad import mlp
+    from fungrad.activations import get_activation
+    from fungrad.losses import get_loss
+
+    if callable(gradients):
+        return {"model": "custom", "loss": get_loss(loss).name}
+    return {
+        "model": "mlp",
+        "sizes": mlp.layer_sizes(params),
+        "activation": get_activation(activation).name,
+        "output_activation": get_activation(output_activation).name,
+        "loss": get_loss(loss).name,
+        "gradients": gradients,
+    }
+
+
+def check_like(state: TrainState, like: TrainState, argname: str) -> None:
+    """Raise unless ``state`` has the structure, shapes and dtypes of ``like``."""
+    got, want = jax.tree.structure(state), jax.tree.structure(like)
+    if got != want:
+        raise ValueError(
+            f"{argname}: its state has another structure than this run's (another "
+            f"architecture or optimizer?): {got.num_leaves} leaves, expected {want.num_leaves}"
+        )
+    pairs = zip(jax.tree.leaves_with_path(state), jax.tree.leaves(like), strict=True)
+    for (path, leaf), template in pairs:
+        if jnp.shape(leaf) != jnp.shape(template) or jnp.result_type(leaf) != jnp.result_type(
+            template
+        ):
+            raise ValueError(
+                f"{argname}: leaf {jax.tree_util.keystr(path)} is "
+                f"{jnp.result_type(leaf)}{jnp.shape(leaf)}, expected "
+                f"{jnp.result_type(template)}{jnp.shape(template)} (another architecture?)"
+            )
+
+
+def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Carry:
+    """The carry to start from: fresh, a TrainState's, or a checkpoint's (path or restored)."""
+    params = jax.tree.map(jnp.asarray, params)
+    fresh = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
+    dtype = history_dtype(params)
+    if initial_state is None:
+        carry = initial_carry(program, fresh, dtype)
+    elif isinstance(initial_state, TrainState):
+        check_like(initial_state, fresh, "initial_state")
+        carry = initial_carry(program, initial_state, dtype)
+    else:
+        if isinstance(initial_state, (str, os.PathLike)):
+            initial_state = saving.restore(initial_state, like=fresh)
+        if not hasattr(initial_state, "progress"):
+            raise TypeError(
+                "initial_state: expected a TrainState, a restored fungrad.checkpoint.Checkpoint "
+                f"or a checkpoint path, got {type(initial_state).__name__}"
+            )
+        if initial_state.state.opt_state is None and fresh.opt_state is not None:
+            raise ValueError(
+                "initial_state: this checkpoint was restored without a template, so its "
+                "optimizer state is missing; pass the checkpoint's path as initial_state"
+            )
+        check_like(initial_state.state, fresh, "initial_state")
+        carry = saving.resumed_carry(initial_state, program, dtype)
+    if mesh is not None:
+        carry = parallel.place(carry, parallel.replicated(mesh))
+    return carry
+
+
+def _loop(program, optimizer, carry, data, callback, saver, config):
+    """The host loop: one compiled epoch per call until a stop; returns (carry, message)."""
+    code, message = int(carry.code), None
+    for epoch in range(int(carry.epoch), program.epochs if code == 0 else 0):
+        carry = advance_compiled(carry, *data, program=program, optimizer=optimizer)
+        code, metrics = jax.device_get(
+            (carry.code, {name: values[epoch] for name, values in carry.history.items()})
+        )
+        if callback is not None:
+            try:
+                callback(epoch, {name: float(value) for name, value in metrics.items()})
+            except StopTraining as stop:
+                message = str(stop) or f"stopped by the callback after epoch {epoch + 1}"
+        final = code != 0 or message is not None
+        if saver is not None and saver.due(final):
+            saver.save(saving.snapshot(program, carry, config))
+        if final:
+            break
+    return carry, message
+
+
+def fit(
+    params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str | Loss,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    key: jax.Array,
+    batch_size: int | None = None,
+    activation: str | Activation = "relu",
+    output_activation: str | Activation = "identity",
+    gradients: GradientSource = "backprop",
+    stop: StopCondition | Sequence[StopCondition] | None = None,
+    validation: tuple[jax.Array, jax.Array] | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    on_divergence: str = "stop",
+    initial_state: Any = None,
+    mesh: jax.sharding.Mesh | None = None,
+    keep_best: str | None = None,
+    checkpoint: saving.SnapshotTarget | None = None,
+    save_every: float = 10.0,
+) -> FitResult:
+    """Train by minimising the mean loss with ``optimizer``, one compiled epoch at a time.
+
+    Each step computes ``(L, g) = gradients(params, x_batch, y_batch)`` and applies
+    ``w <- w + optimizer.update(g)``. ``batch_size=None`` is full-batch gradient descent (one
+    step per epoch); otherwise every epoch shuffles on the device and visits each sample once.
+
+    Args:
+        params: initial parameters (an MLP's layer list, or any pytree with a callable
+            ``gradients``).
+        x: inputs ``(n_samples, n_in)``.
+        y: targets, as the loss takes them.
+        loss: a loss name or :class:`fungrad.Loss`.
+        optimizer: any ``optax.GradientTransformation`` (see :mod:`fungrad.optim`).
+        epochs: the most epochs to run (always a cap). Resuming a checkpoint, the cap counts
+            the epochs already in it.
+        key: PRNG key for shuffling.
+        batch_size: minibatch size, or ``None`` for the full batch.
+        activation: hidden activation of the MLP.
+        output_activation: output activation of the MLP.
+        gradients: ``"backprop"`` (fungrad's engine), ``"autodiff"`` (``jax.value_and_grad``) or
+            a callable ``(params, x, y) -> (loss, grads)`` (it may also accept ``weights=``, the
+            per-sample weights of a padded last batch).
+        stop: a condition from :mod:`fungrad.stopping`, or a list; the first that holds ends
+            the run.
+        validation: ``(x_val, y_val)`` evaluated after each epoch (``val_`` metrics).
+        callback: called on the host after each epoch as ``callback(epoch, metrics)``; it may
+            raise :class:`fungrad.StopTraining` to end the run after this epoch.
+        on_divergence: ``"stop"`` (end the run, keep the last finite params) or ``"raise"``.
+        initial_state: where to continue from: a checkpoint's path, or a restored
+            :class:`fungrad.checkpoint.Checkpoint` (the run goes on exactly where it was saved:
+            history, best epoch and stop decisions continue; ``epochs`` caps the total), or a
+            bare :class:`TrainState` (a new history of up to ``epochs`` more epochs).
+            ``params`` then only fixes the structure.
+        mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis for data-parallel training: each
+            minibatch is split over that axis, params and optimizer state are replicated (see
+            :mod:`fungrad.parallel`). ``batch_size`` must be a multiple of the axis size.
+        keep_best: a recorded metric (e.g. ``"val_loss"``): the result's params are those of
+            the epoch where it was best (``max`` for accuracies, else ``min``); tracked inside
+            the compiled loop. The state to resume from is still the last one.
+        checkpoint: a file path: the whole run (state, history, best epoch) is saved there
+            atomically during training and after its last epoch; or a callable that takes
+            the :class:`fungrad.checkpoint.Checkpoint` and writes it itself.
+        save_every: with ``checkpoint``, save after an epoch once at least this many seconds
+            have passed since the last save (``0``: after every epoch).
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError, TypeError: on bad data, shapes, names or settings.
+        FloatingPointError: if the run diverges and ``on_divergence="raise"``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from fungrad import mlp, optim
+        >>> x = jnp.linspace(-1, 1, 32)[:, None]
+        >>> result = fit(mlp.init(jax.random.key(0), [1, 8, 1]), x, 2 * x, loss="l2",
+        ...              optimizer=optim.gd(0.1), epochs=50, key=jax.random.key(1))
+        >>> result.epochs_run
+        50
+    """
+    if on_divergence not in ("stop", "raise"):
+        raise ValueError(f"on_divergence: expected 'stop' or 'raise', got {on_divergence!r}")
+    check_optimizer(optimizer)
+    program, x, y, validation = build_program(
+        params, x, y, loss=loss, epochs=epochs, batch_size=batch_size, activation=activation,
+        output_activation=output_activation, gradients=gradients, stop=stop,
+        validation=validation, keep_best=keep_best, mesh=mesh,
+    )  # fmt: skip
+    config = saving.fit_config(
+        program, model_config(params, loss, activation, output_activation, gradients)
+    )
+    saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
+    carry = _start(program, params, optimizer, key, initial_state, mesh)
+    carry, message = _loop(program, optimizer, carry, (x, y, validation), callback, saver, config)
+    epochs_run, code = int(carry.epoch), int(carry.code)
+    reason = message or stop_reason(program, code, epochs_run)
+    if code == DIVERGED and on_divergence == "raise":
+        raise FloatingPointError(reason)
+    history = {name: np.asarray(values[:epochs_run]) for name, values in carry.history.items()}
+    params, best_epoch = carry.state.params, None
+    if carry.best is not None:
+        params, best_epoch = carry.best.params, int(carry.best.epoch)
+    return FitResult(params, history, reason, epochs_run, carry.state, best_epoch, code == DIVERGED)

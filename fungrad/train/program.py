@@ -1,0 +1,184 @@
+"""A run's static description, checked: the :class:`Program` the compiled loop is built from.
+
+Everything a user can get wrong is checked here, before anything compiles: data shapes and
+values, the batch size, the gradient source, stop conditions against the metrics the run
+records, the ``keep_best`` metric and the mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fungrad import mlp, parallel, stopping
+from fungrad.activations import get_activation
+from fungrad.losses import Loss, get_loss, prepare_targets
+from fungrad.stopping import StopCondition
+from fungrad.train import sources
+
+
+class Program(NamedTuple):
+    """The static description of a run: everything except the arrays."""
+
+    grad_fn: Callable  # (params, x, y, weights) -> (loss, grads, y_hat or None)
+    eval_fn: Callable  # (params, x, y) -> dict of metrics
+    n: int
+    batch_size: int | None
+    epochs: int
+    stops: tuple[StopCondition, ...]
+    metrics: tuple[str, ...]
+    batch_sharding: Any = None  # NamedSharding of a minibatch under a "data" mesh
+    keep_best: tuple[str, str] | None = None  # (metric, "min" | "max")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return 1 if self.batch_size is None else -(-self.n // self.batch_size)
+
+
+def as_stops(stop) -> tuple[StopCondition, ...]:
+    """``stop`` as a tuple of conditions, checked."""
+    if stop is None:
+        return ()
+    stops = (stop,) if isinstance(stop, StopCondition) else tuple(stop)
+    for s in stops:
+        if not isinstance(s, StopCondition):
+            raise TypeError(
+                "stop: expected a fungrad.stopping condition or a list of them, "
+                f"got {type(s).__name__}"
+            )
+    return stops
+
+
+def check_data(names: tuple[str, str], x, y, params, loss: Loss, is_mlp: bool):
+    """Check inputs and targets; ``names`` are what errors call them, e.g. ``("x", "y")``."""
+    x_name, y_name = names
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"{x_name}: expected a non-empty batch of samples, got shape {x.shape}")
+    if y.ndim < 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{y_name}: expected {x.shape[0]} rows to match {x_name}, got shape {y.shape}"
+        )
+    if jnp.issubdtype(x.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"{x_name}: contains NaN or infinity")
+    if is_mlp:
+        x = mlp.check_input(params, x, argname=x_name)
+        if x.ndim != 2:
+            raise ValueError(f"{x_name}: expected a batch (n_samples, n_in), got shape {x.shape}")
+        y = prepare_targets(loss, y, (x.shape[0], mlp.layer_sizes(params)[-1]), argname=y_name)
+    if jnp.issubdtype(y.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError(f"{y_name}: contains NaN or infinity")
+    return x, y
+
+
+def check_optimizer(optimizer) -> None:
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            "optimizer: expected an optax.GradientTransformation (e.g. fungrad.optim.sgd(0.1)), "
+            f"got {type(optimizer).__name__}"
+        )
+
+
+def history_dtype(params):
+    """The float dtype of the recorded metrics: the params' own."""
+    leaves = [leaf for leaf in jax.tree.leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    return jnp.result_type(*leaves) if leaves else jnp.float32
+
+
+def _sources(params, loss: Loss, activation, output_activation, gradients):
+    hidden = get_activation(activation)
+    output = get_activation(output_activation, argname="output_activation")
+    if callable(gradients):
+        return (*sources.callable_source(gradients), False)
+    if gradients in ("backprop", "autodiff"):
+        mlp.check_params(params)
+        return (*sources.mlp_sources(loss, hidden, output, gradients), True, True)
+    raise ValueError(
+        "gradients: expected 'backprop', 'autodiff' or a callable "
+        f"(params, x, y) -> (loss, grads), got {gradients!r}"
+    )
+
+
+def _check_batch_size(batch_size, n: int, takes_weights: bool) -> None:
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= n
+    ):
+        raise ValueError(f"batch_size: expected None or an integer in [1, {n}], got {batch_size!r}")
+    if batch_size is not None and n % batch_size and not takes_weights:
+        raise ValueError(
+            f"batch_size: {n} samples leave a partial last batch of {n % batch_size}, which is "
+            "masked with per-sample weights, but the gradients callable takes no `weights` "
+            "argument; accept weights=... or choose a batch_size that divides the data"
+        )
+
+
+def _check_metric_use(stops, keep_best, metrics) -> tuple[str, str] | None:
+    for s in stops:
+        missing = [m for m in s.metrics if m not in metrics]
+        if missing:
+            raise ValueError(
+                f"stop: {s.name} reads {', '.join(missing)}, which this run does not record; "
+                f"recorded metrics: {', '.join(metrics)}"
+            )
+    if keep_best is None:
+        return None
+    if not isinstance(keep_best, str) or keep_best not in metrics:
+        raise ValueError(
+            f"keep_best: expected the name of a recorded metric ({', '.join(metrics)}), "
+            f"got {keep_best!r}"
+        )
+    return keep_best, stopping.direction(keep_best)
+
+
+def build_program(
+    params,
+    x,
+    y,
+    *,
+    loss,
+    epochs,
+    batch_size,
+    activation,
+    output_activation,
+    gradients,
+    stop,
+    validation,
+    keep_best=None,
+    mesh=None,
+    mesh_axes=(parallel.DATA_AXIS,),
+):
+    """Check every argument of a run and return ``(program, x, y, validation)`` on device."""
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    loss = get_loss(loss)
+    grad_fn, eval_fn, takes_weights, is_mlp = _sources(
+        params, loss, activation, output_activation, gradients
+    )
+    x, y = check_data(("x", "y"), x, y, params, loss, is_mlp)
+    n = x.shape[0]
+    _check_batch_size(batch_size, n, takes_weights)
+    metrics = ["loss", "grad_norm"] + (["accuracy"] if is_mlp and loss.classification else [])
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError("validation: expected a pair (x_val, y_val)")
+        validation = check_data(
+            ("validation[0]", "validation[1]"), *validation, params, loss, is_mlp
+        )
+        metrics += ["val_" + m for m in metrics if m != "grad_norm"]
+    stops = as_stops(stop)
+    best = _check_metric_use(stops, keep_best, metrics)
+    batch_sharding = None
+    if mesh is not None:
+        parallel.check_mesh(mesh, batch=batch_size or n, axes=mesh_axes)
+        if parallel.DATA_AXIS in mesh.axis_names:
+            batch_sharding = parallel.batch_sharded(mesh)
+        x, y, validation = parallel.place((x, y, validation), parallel.replicated(mesh))
+    else:
+        x, y, validation = jax.device_put((x, y, validation))
+    program = Program(
+        grad_fn, eval_fn, n, batch_size, epochs, stops, tuple(metrics), batch_sharding, best
+    )
+    return program, x, y, validation
