@@ -773,3 +773,49 @@ def test_save_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"^path: .* is a directory"):
         save(tmp_path, state)
     assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- the format page
+
+FORMAT_PAGE = Path(__file__).parents[1] / "docs" / "checkpoint-format.md"
+
+
+def page_blocks(language: str) -> list[str]:
+    text = FORMAT_PAGE.read_text("utf-8")
+    return [block.split("\n```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
+
+
+def test_format_page_metadata_example_is_what_save_writes(tmp_path):
+    (example,) = page_blocks("json")
+    params = mlp.init(jax.random.key(0), [2, 1])
+    optimizer = optim.momentum(0.1)
+    state = TrainState(
+        params, optimizer.init(params), jnp.asarray(40, jnp.int32), jax.random.key(1)
+    )
+    path = save(
+        tmp_path / "checkpoint.npz",
+        state,
+        config={"sizes": [2, 1], "learning_rate": 0.1},
+        history={"loss": np.ones(10, np.float32)},
+        best=Best(params, epoch=7, value=0.031, metric="val_loss", mode="min"),
+        progress={"epoch": np.array(10)},
+    )
+    with np.load(path) as arrays:
+        written = json.loads(arrays["__meta__.json"])
+    documented = json.loads(example)
+    for meta in (written, documented):
+        del meta["fungrad_version"], meta["jax_version"]
+    assert documented == written
+
+
+def test_format_page_reading_examples_run(tmp_path, monkeypatch):
+    state = make_state()
+    best = Best(scaled(state.params, 2.0), 3, 0.5, "val_loss", "min")
+    save(tmp_path / "checkpoint.npz", state, history={"loss": [1.0]}, best=best)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in page_blocks("python"):
+        exec(compile(block, str(FORMAT_PAGE), "exec"), namespace)
+    assert_trees_equal(namespace["params"], jax.tree.map(np.asarray, state.params))
+    np.testing.assert_array_equal(namespace["best_weights"], best.params[0]["w"])
+    np.testing.assert_array_equal(draw(namespace["key"]), draw(state.key))

@@ -163,9 +163,11 @@ def _check_like_state_params(params, state_params, runs: tuple[int, ...]) -> Non
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     expected = jax.tree_util.tree_structure(state_params)
     if treedef != expected:
+        shown = str(treedef)
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
         raise ValueError(
             f"best.params: expected the structure of state.params ({expected.num_leaves} "
-            f"leaves), got {treedef.num_leaves} leaves: {treedef}"
+            f"leaves), got {treedef.num_leaves} leaves: {shown}"
         )
     for (key_path, leaf), state_leaf in zip(flat, jax.tree.leaves(state_params), strict=True):
         signature, wanted = _archive.leaf_signature(leaf), _archive.leaf_signature(state_leaf)
