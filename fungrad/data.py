@@ -63,12 +63,17 @@ class Dataset(NamedTuple):
             ``(n,)`` or ``(n, k)``.
         name: where it came from (the bundled name or the file name).
         n_classes: the number of classes for integer labels, else ``None``.
+        classes: the class labels as they appear in the data, in the order of their indices
+            (``classes[y[i]]`` is row ``i``'s label), or ``None`` for regression.
+        features: the feature column names (a CSV's header), or ``None`` if the file has none.
     """
 
     x: np.ndarray
     y: np.ndarray
     name: str
     n_classes: int | None
+    classes: list | None = None
+    features: list[str] | None = None
 
 
 class DataFileNotFoundError(FileNotFoundError, ValueError):
@@ -92,7 +97,7 @@ def _features(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
+def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None, list | None]:
     """Integer or string labels become class indices; floats stay regression targets.
 
     Non-negative integer labels are taken as class indices as they are (``n_classes = max +
@@ -104,9 +109,10 @@ def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
             raise ValueError(f"{where}: expected class labels of shape (n,), got shape {y.shape}")
         if y.dtype.kind in "US" or (y.size and y.min() < 0):
             classes, y = np.unique(y, return_inverse=True)
-            return y.reshape(-1).astype(np.int64), len(classes)
+            return y.reshape(-1).astype(np.int64), len(classes), classes.tolist()
         y = y.astype(np.int64)
-        return y, int(y.max()) + 1 if y.size else 0
+        n_classes = int(y.max()) + 1 if y.size else 0
+        return y, n_classes, list(range(n_classes))
     if y.dtype.kind == "f":
         if y.ndim not in (1, 2):
             raise ValueError(
@@ -115,21 +121,23 @@ def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
         y = y.astype(np.float32)
         if not np.all(np.isfinite(y)):
             raise ValueError(f"{where}: targets contain NaN or infinity")
-        return y, None
+        return y, None, None
     raise TypeError(
         f"{where}: expected integer class labels, class names or float targets, got dtype {y.dtype}"
     )
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, name: str, where: str) -> Dataset:
+def _dataset(
+    x: np.ndarray, y: np.ndarray, name: str, where: str, features: list[str] | None = None
+) -> Dataset:
     x = _features(x, where)
-    y, n_classes = _targets(y, where)
+    y, n_classes, classes = _targets(y, where)
     if y.shape[0] != x.shape[0]:
         raise ValueError(
             f"{where}: inputs have {x.shape[0]} rows but labels have {y.shape[0]}; "
             "expected one label per row"
         )
-    return Dataset(x, y, name, n_classes)
+    return Dataset(x, y, name, n_classes, classes, features)
 
 
 # --------------------------------------------------------------------------- files
@@ -173,7 +181,7 @@ def load_digits() -> Dataset:
     source = resources.files("fungrad").joinpath("datasets", "digits.npz")
     with source.open("rb") as file, np.load(file, allow_pickle=False) as arrays:
         x, y = arrays["x"], arrays["y"]
-    return Dataset(x.astype(np.float32), y.astype(np.int64), "digits", 10)
+    return Dataset(x.astype(np.float32), y.astype(np.int64), "digits", 10, list(range(10)))
 
 
 BUNDLED = {"digits": load_digits}
@@ -374,7 +382,8 @@ def load_csv(
         y = labels.astype(np.int64)
     except (ValueError, OverflowError):
         y = labels if numeric_labels is None else numeric_labels
-    return _dataset(x, y, path.name, str(path))
+    names = [name for i, name in enumerate(first) if i != label] if header else None
+    return _dataset(x, y, path.name, str(path), names)
 
 
 _IDX_DTYPES = {
