@@ -41,7 +41,7 @@ def model_config(params, loss, activation, output_activation, gradients) -> dict
     }
 
 
-def check_like(state: TrainState, like: TrainState, argname: str) -> None:
+def check_like(state, like, argname: str) -> None:
     """Raise unless ``state`` has the structure, shapes and dtypes of ``like``."""
     got, want = jax.tree.structure(state), jax.tree.structure(like)
     if got != want:
@@ -51,40 +51,46 @@ def check_like(state: TrainState, like: TrainState, argname: str) -> None:
         )
     pairs = zip(jax.tree.leaves_with_path(state), jax.tree.leaves(like), strict=True)
     for (path, leaf), template in pairs:
-        if jnp.shape(leaf) != jnp.shape(template) or jnp.result_type(leaf) != jnp.result_type(
-            template
-        ):
+        shape, dtype = tuple(jnp.shape(leaf)), getattr(leaf, "dtype", None)
+        if shape != tuple(template.shape) or dtype != template.dtype:
             raise ValueError(
-                f"{argname}: leaf {jax.tree_util.keystr(path)} is "
-                f"{jnp.result_type(leaf)}{jnp.shape(leaf)}, expected "
-                f"{jnp.result_type(template)}{jnp.shape(template)} (another architecture?)"
+                f"{argname}: leaf {jax.tree_util.keystr(path)} is {dtype}{shape}, expected "
+                f"{template.dtype}{tuple(template.shape)} (another architecture?)"
             )
 
 
 def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Carry:
-    """The carry to start from: fresh, a TrainState's, or a checkpoint's (path or restored)."""
+    """The carry to start from: fresh, a TrainState's, or a checkpoint's (path or restored).
+
+    A resumed run's template is built with ``jax.eval_shape``: nothing is computed (or
+    compiled) for a state that the checkpoint replaces.
+    """
     params = jax.tree.map(jnp.asarray, params)
-    fresh = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
+
+    def fresh_state(p):
+        return TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32), key)
+
     dtype = history_dtype(params)
     if initial_state is None:
-        carry = initial_carry(program, fresh, dtype)
+        carry = initial_carry(program, fresh_state(params), dtype)
     elif isinstance(initial_state, TrainState):
-        check_like(initial_state, fresh, "initial_state")
+        check_like(initial_state, jax.eval_shape(fresh_state, params), "initial_state")
         carry = initial_carry(program, initial_state, dtype)
     else:
+        like = jax.eval_shape(fresh_state, params)
         if isinstance(initial_state, (str, os.PathLike)):
-            initial_state = saving.restore(initial_state, like=fresh)
+            initial_state = saving.restore(initial_state, like=like)
         if not hasattr(initial_state, "progress"):
             raise TypeError(
                 "initial_state: expected a TrainState, a restored fungrad.checkpoint.Checkpoint "
                 f"or a checkpoint path, got {type(initial_state).__name__}"
             )
-        if initial_state.state.opt_state is None and fresh.opt_state is not None:
+        if initial_state.state.opt_state is None and like.opt_state is not None:
             raise ValueError(
                 "initial_state: this checkpoint was restored without a template, so its "
                 "optimizer state is missing; pass the checkpoint's path as initial_state"
             )
-        check_like(initial_state.state, fresh, "initial_state")
+        check_like(initial_state.state, like, "initial_state")
         carry = saving.resumed_carry(initial_state, program, dtype)
     if mesh is not None:
         carry = parallel.place(carry, parallel.replicated(mesh))
