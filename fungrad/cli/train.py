@@ -67,12 +67,12 @@ def run_train(args: argparse.Namespace) -> int:
         outcome = _restarts(args, config, parts, common)
     wall = time.perf_counter() - start
     evaluation = _evaluate(config, outcome.best_params, parts)
-    checkpoint_path = _write_outputs(args, config, outcome)
-    summary = _summary(config, outcome, evaluation, wall, mesh, checkpoint_path)
+    written = _write_outputs(args, config, outcome)
+    summary = _summary(config, outcome, evaluation, wall, mesh, written[0])
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
-        print_summary(summary)
+        _print_for_people(summary, config, outcome, written)
     return 0
 
 
@@ -373,19 +373,65 @@ def _evaluate(config, params, parts) -> dict[str, dict[str, float]]:
     return evaluation
 
 
-def _write_outputs(args, config, outcome: _Outcome) -> Path:
-    """Write the checkpoint, config, history and plot; return the checkpoint's path."""
+def _write_outputs(args, config, outcome: _Outcome) -> list[Path]:
+    """Write the checkpoint, config, history and plot; return the paths written."""
     from fungrad import checkpoint
 
     checkpoint_path = checkpoint.save(
         args.out / "checkpoint.npz", outcome.state, config=config, history=outcome.history
     )
-    write_json(args.out / "config.json", config)
+    written = [Path(checkpoint_path), args.out / "config.json", args.out / "history.json"]
+    write_json(written[1], config)
     best = config.get("best_run", 0)
-    write_json(args.out / "history.json", {"runs": outcome.runs_history, "best_run": best})
+    write_json(written[2], {"runs": outcome.runs_history, "best_run": best})
     if args.plot:
-        plot(args.out / "plot.png", outcome.runs_history, best)
-    return checkpoint_path
+        runs = [
+            {
+                "label": _run_label(run),
+                "history": run["history"],
+                "diverged": run.get("stop_reason", outcome.stop_reason).startswith("diverged"),
+            }
+            for run in outcome.runs_history
+        ]
+        sizes = "-".join(str(size) for size in config["sizes"])
+        title = f"{Path(str(config['data'])).name}: MLP {sizes}, {config['loss']}"
+        plot(args.out / "plot.png", runs, best, title=title)
+        written.append(args.out / "plot.png")
+    return written
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    label = f"lr={run['learning_rate']:g}"
+    return label + (f", restart {run['restart']}" if "restart" in run else "")
+
+
+def _runs_table(runs_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the restarts table: each run's final validation loss (or training loss)."""
+    rows = []
+    for index, run in enumerate(runs_history):
+        history = run["history"]
+        values = history.get("val_loss") or history.get("loss") or [None]
+        rows.append(
+            {
+                "run": index,
+                "learning_rate": run["learning_rate"],
+                "best_value": values[-1],
+                "epochs": len(history.get("loss", [])),
+                "stop_reason": run.get("stop_reason"),
+                "diverged": str(run.get("stop_reason", "")).startswith("diverged"),
+            }
+        )
+    return rows
+
+
+def _print_for_people(summary, config, outcome: _Outcome, written: list[Path]) -> None:
+    shown = {key: value for key, value in summary.items() if key != "checkpoint"}
+    shown["files"] = [str(path) for path in written]
+    if len(outcome.runs_history) > 1:
+        shown["runs_table"] = _runs_table(outcome.runs_history)
+        shown["best_run"] = config["best_run"]
+        shown["best_metric"] = "val_loss" if "val_loss" in outcome.history else "loss"
+    print_summary(shown)
 
 
 def _summary(config, outcome: _Outcome, evaluation, wall: float, mesh, checkpoint_path):
