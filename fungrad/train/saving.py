@@ -101,7 +101,10 @@ def restore(path, like: TrainState):
     """Read the checkpoint at ``path`` into the structure of ``like``."""
     from fungrad import checkpoint
 
-    return checkpoint.restore(path, like=like)
+    try:
+        return checkpoint.restore(path, like=like)
+    except checkpoint.CheckpointError as error:
+        raise type(error)(f"initial_state: {error} (the run's own state)") from None
 
 
 def _history(saved: dict, program: Program, dtype, epochs_run, runs: int | None):
