@@ -221,7 +221,7 @@ def test_restarts_keep_best_ranks_runs_by_their_best_epoch(problem):
     assert result.best_index == int(np.nanargmin(figures))
     for r in runs:
         alone = fungrad.fit(
-            jax.tree.map(lambda a: a[r], jax.tree.map(lambda *l: jnp.stack(l), *starts)),
+            starts[r],
             x, y, epochs=6, keep_best="val_loss", stop=RESTART_STOP,
             optimizer=optim.momentum([0.01, 0.3, 5.0][r]),
             **{k: v for k, v in settings(problem).items() if k != "key"}, key=result.keys[r],
