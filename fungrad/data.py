@@ -752,3 +752,268 @@ def shard_for_process(
         )
     rows = slice(process_index * size, (process_index + 1) * size)
     return x[rows], y[rows]
+
+
+# --------------------------------------------------------------------------- rows to predict on
+
+
+def load_rows(
+    source: str | os.PathLike,
+    *,
+    label_column: str | int = -1,
+    labels: PathLike | None = None,
+    features: list[str] | None = None,
+    n_features: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Feature rows to predict on, and their labels when the file has them, read as in training.
+
+    The format is chosen as :func:`load` chooses it: a bundled name, an ``.npz`` (``"x"``, and
+    ``"y"`` if present), an IDX images file (with ``labels`` if given) or a ``.csv`` /
+    ``.csv.gz``. A CSV file is matched to the training file's columns:
+
+    * with ``features`` (the training file's header): the file needs a header naming every
+      feature; its columns are put in the training order; the label column (``label_column``:
+      a name, or an index into the training file's columns) may be there or not; any other
+      column is an error.
+    * without: each row holds ``n_features`` numbers, or ``n_features + 1`` fields with the
+      label at ``label_column``'s index.
+
+    Args:
+        source: a bundled dataset name or a file path.
+        label_column: the training file's label column, by name or index.
+        labels: the IDX labels file that goes with an IDX images ``source``.
+        features: the training file's feature column names, or ``None``.
+        n_features: the number of features the model takes.
+
+    Returns:
+        ``(x, y)``: float32 rows ``(n, n_features)`` in the training column order, and the
+        labels as they are in the file (class names stay strings, integers stay integers,
+        CSV real numbers are float32), or ``None`` when the file has none.
+
+    Raises:
+        DataFileNotFoundError: if a file does not exist.
+        ValueError, TypeError: for a width other than the training data's, missing or
+            unexpected columns, a ragged row or a non-numeric feature (naming file and line).
+
+    Example:
+        >>> x, y = load_rows("digits", n_features=64)
+        >>> x.shape, y[:3]
+        ((1797, 64), array([0, 1, 2]))
+    """
+    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)):
+        raise TypeError(f"n_features: expected a positive integer, got {n_features!r}")
+    if n_features < 1:
+        raise ValueError(f"n_features: expected a positive integer, got {n_features}")
+    if features is not None and len(features) != n_features:
+        raise ValueError(f"features: expected {n_features} names (n_features), got {len(features)}")
+    if isinstance(source, str) and source in BUNDLED:
+        if labels is not None:
+            raise ValueError(f"labels: only IDX images files take a labels file, not {source!r}")
+        dataset = BUNDLED[source]()
+        y = dataset.y if dataset.classes is None else np.asarray(dataset.classes)[dataset.y]
+        return _checked_width(dataset.x, n_features, source), y
+    path = _rows_path(source)
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")) and labels is None:
+        return _csv_prediction_rows(path, label_column, features, n_features)
+    if name.endswith(".npz") and labels is None:
+        x, y = _npz_rows(path)
+    elif labels is not None or _looks_like_idx(path):
+        x, y = _idx_rows(path, labels)
+    else:
+        raise ValueError(
+            f"source: cannot tell the format of {path}; expected a bundled dataset name "
+            f"({', '.join(BUNDLED)}), or a path to a .npz, .csv or .csv.gz file, or an IDX "
+            "images file"
+        )
+    return _checked_width(x, n_features, str(path)), y
+
+
+def _rows_path(source) -> Path:
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source: expected a dataset name or a path, got {type(source).__name__}")
+    path = Path(source)
+    if not path.exists() and isinstance(source, str) and len(path.parts) == 1 and not path.suffix:
+        raise ValueError(
+            f"source: unknown dataset {source!r}; expected {', '.join(BUNDLED)} or a file path"
+        )
+    return _path(source, "source")
+
+
+def _checked_width(x: np.ndarray, n_features: int, where: str) -> np.ndarray:
+    if x.shape[1] != n_features:
+        raise ValueError(
+            f"{where}: expected {n_features} features per row (the training data's), "
+            f"got {x.shape[1]}"
+        )
+    return x
+
+
+def _npz_rows(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``"x"`` (and ``"y"`` if present) of an ``.npz`` archive."""
+    damaged = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+    with path.open("rb") as file:
+        try:
+            arrays = np.load(file, allow_pickle=False)
+        except damaged as error:
+            raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{path}: expected an .npz archive holding an array 'x', got one array"
+            )
+        with arrays:
+            if "x" not in arrays.files:
+                held = ", ".join(map(repr, arrays.files)) or "nothing"
+                raise ValueError(f"{path}: expected an array 'x' of rows (it holds: {held})")
+            try:
+                x = arrays["x"]
+                y = arrays["y"] if "y" in arrays.files else None
+            except damaged as error:
+                raise ValueError(f"{path}: damaged array in the .npz archive ({error})") from error
+    x = _features(x, str(path))
+    if y is not None and (y.ndim < 1 or y.shape[0] != x.shape[0]):
+        raise ValueError(
+            f"{path}: 'x' has {x.shape[0]} rows but 'y' has shape {y.shape}; "
+            "expected one label per row"
+        )
+    return x, y
+
+
+def _idx_rows(path: Path, labels: PathLike | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """An IDX images file's rows, flattened, and its labels file's labels if given."""
+    images = _read_idx(path)
+    if images.ndim < 2:
+        raise ValueError(
+            f"{path}: expected IDX images (n, rows, cols), got shape {images.shape} "
+            "(is it the labels file?)"
+        )
+    x = _features(images, str(path))
+    if labels is None:
+        return x, None
+    labels_path = _path(labels, "labels")
+    y = _read_idx(labels_path)
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"{labels_path}: expected {x.shape[0]} labels (n,) for the images of {path}, "
+            f"got shape {y.shape}"
+        )
+    return x, y
+
+
+def _csv_prediction_rows(
+    path: Path, label_column: str | int, features: list[str] | None, n_features: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        text = _read(path).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: expected UTF-8 text ({error})") from error
+    try:
+        rows = _csv_rows(text)
+        first_line, first = next(rows)
+        has_second = next(rows, None) is not None
+    except StopIteration:
+        raise ValueError(f"{path}: no rows; expected comma-separated samples") from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: not valid CSV ({error})") from error
+    if features is None:
+        columns, label = _unnamed_layout(path, first, first_line, label_column, n_features)
+        skip = first_line - 1
+    else:
+        columns, label = _named_layout(path, first, first_line, label_column, features)
+        if not has_second:
+            raise ValueError(f"{path}: no data rows after the header")
+        skip = first_line
+    return _read_csv_columns(text, path, skip, len(first), columns, label)
+
+
+def _unnamed_layout(path, first, first_line, label_column, n_features):
+    """Feature columns and label column (or ``None``) of a file read without a header."""
+    width = len(first)
+    if width == n_features:
+        return list(range(width)), None
+    if width != n_features + 1:
+        raise ValueError(
+            f"{path}: line {first_line}: expected {n_features} features (the training data's), "
+            f"or {n_features + 1} fields with the label, got {width} fields"
+        )
+    if isinstance(label_column, str):
+        raise ValueError(
+            f"label_column: {label_column!r} names a column, but the run was trained on a file "
+            "without a header; give the label column's index"
+        )
+    label = _label_index(label_column, None, width, path)
+    return [i for i in range(width) if i != label], label
+
+
+def _named_layout(path, header, header_line, label_column, features):
+    """Feature columns (in the training order) and the label column (or ``None``)."""
+    if all(map(_is_number, header)) and not set(header) & set(features):
+        raise ValueError(
+            f"{path}: line {header_line}: expected a header row naming the columns (the run was "
+            f"trained on {', '.join(features)}), got a row of numbers"
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header names columns twice: {', '.join(repeated)}")
+    position = {name: i for i, name in enumerate(header)}
+    missing = [name for name in features if name not in position]
+    if missing:
+        raise ValueError(
+            f"{path}: missing feature columns: {', '.join(missing)} "
+            f"(the run was trained on {', '.join(features)})"
+        )
+    known = set(features)
+    extra = [i for i, name in enumerate(header) if name not in known]
+    if isinstance(label_column, str):
+        label = position.get(label_column)
+    else:
+        width = len(features) + 1
+        at = label_column % width if -width <= label_column < width else None
+        label = extra[0] if extra == [at] and len(header) == width else None
+    unexpected = [header[i] for i in extra if i != label]
+    if unexpected:
+        raise ValueError(
+            f"{path}: unexpected columns: {', '.join(unexpected)} (the run was trained on "
+            f"{', '.join(features)}, label column {label_column!r})"
+        )
+    return [position[name] for name in features], label
+
+
+def _read_csv_columns(text, path, skip, width, columns, label):
+    """The float32 feature columns and the raw labels of a CSV text, rows below ``skip``."""
+
+    def read(used, dtype):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Input line", UserWarning)
+            return np.loadtxt(
+                io.StringIO(text), delimiter=",", skiprows=skip, usecols=used, dtype=dtype,
+                comments=None, quotechar='"', ndmin=2 if dtype is np.float32 else 1,
+            )  # fmt: skip
+
+    try:
+        try:
+            table = read(None, np.float32)
+            if table.shape[1] != width:
+                _find_csv_error(text, skip, width, -1 if label is None else label, path)
+            x = table[:, columns]
+            numeric_labels = None if label is None else table[:, label]
+        except ValueError as error:
+            if str(error).startswith(str(path)):
+                raise
+            _find_csv_error(text, skip, width, -1 if label is None else label, path)
+            x, numeric_labels = read(columns, np.float32), None
+        raw = None if label is None else np.char.strip(read([label], str))
+    except ValueError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: cannot read as CSV ({error})") from error
+    x = _features(x, str(path))
+    if raw is None:
+        return x, None
+    empty = np.flatnonzero(np.char.str_len(raw) == 0)
+    if empty.size:
+        raise ValueError(f"{path}: data row {empty[0] + 1} has an empty label (column {label + 1})")
+    try:
+        return x, raw.astype(np.int64)
+    except (ValueError, OverflowError):
+        return x, raw if numeric_labels is None else numeric_labels

@@ -1,0 +1,452 @@
+"""A saved run folder: :func:`load_run` reads it back, and the :class:`Run` predicts on raw rows.
+
+A run folder written by ``fungrad train`` holds ``checkpoint.npz``, which records everything
+prediction needs: the parameters (the best epoch's when the run kept them, of the best run
+for restarts), the model (layer sizes, activations, loss) and every preprocessing step fitted
+at load time (feature columns, standardisation, class labels, target scaling). A checkpoint
+written by ``fit(..., checkpoint=PATH)`` loads too, with no preprocessing and classes
+``0..C-1``.
+
+Prediction runs jit-compiled in chunks of :data:`CHUNK` rows (fewer rows are padded to the
+next power of two), so a million rows need no giant allocation and new row counts reuse the
+few compiled shapes.
+
+Example:
+    >>> import jax, numpy as np, os, tempfile
+    >>> from fungrad import data, fit, mlp, optim
+    >>> digits = data.load("digits")
+    >>> path = os.path.join(tempfile.mkdtemp(), "digits.npz")
+    >>> _ = fit(mlp.init(jax.random.key(0), [64, 10]), digits.x / 16, digits.y,
+    ...         loss="softmax_cross_entropy", optimizer=optim.sgd(0.1), epochs=2,
+    ...         key=jax.random.key(1), checkpoint=path)
+    >>> run = load_run(path)
+    >>> run.predict(digits.x[:3] / 16).shape, run.predict_scores(digits.x[0] / 16).shape
+    ((3,), (10,))
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fungrad import checkpoint, data, mlp
+from fungrad.checkpoint import archive
+from fungrad.losses import get_loss
+from fungrad.train import evaluate as evaluate_mlp
+
+__all__ = ["CHUNK", "Run", "load_run", "params_dtype"]
+
+CHUNK = 8192
+"""Rows per compiled prediction call; longer inputs run in chunks of this size."""
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "output_activation", "head"))
+def _forward(params, x, *, activation: str, output_activation: str, head: str):
+    outputs = mlp.apply(params, x, activation=activation, output_activation=output_activation)
+    if head == "softmax":
+        return jax.nn.softmax(outputs, axis=-1)
+    if head == "sigmoid":
+        return jax.nn.sigmoid(outputs)
+    if head == "sigmoid_pair":
+        p = jax.nn.sigmoid(outputs)
+        return jnp.concatenate([1 - p, p], axis=-1)
+    return outputs
+
+
+class Run:
+    """A trained model read back from a run folder or a checkpoint, ready to predict.
+
+    Attributes:
+        path: the checkpoint file it was read from.
+        config: the run's saved config.
+        history: metric name -> per-epoch NumPy array, of the run that predicts.
+        params: the parameters prediction uses: the best epoch's if the run kept them (of the
+            best run, for restarts), else the last.
+        last_params: the parameters after the last epoch (of the same run).
+        best_epoch: the 1-based epoch of ``params``, or ``None`` when they are the last.
+        classes: the class labels in the order of the model's outputs, or ``None``.
+        features: the training file's feature column names, or ``None``.
+        task: ``"classification"`` or ``"regression"``.
+        n_features: the number of features a row holds.
+        label_column: the training file's label column (a name or an index).
+    """
+
+    def __init__(self, path: Path, config: dict, history: dict, params, last_params,
+                 best_epoch: int | None) -> None:  # fmt: skip
+        fit, preprocessing = config["fit"], config.get("preprocessing") or {}
+        self.path, self.config, self.history = path, config, history
+        self.params, self.last_params, self.best_epoch = params, last_params, best_epoch
+        self.n_features, n_outputs = mlp.layer_sizes(params)[0], mlp.layer_sizes(params)[-1]
+        self._loss = get_loss(fit["loss"])
+        self._activation, self._output_activation = fit["activation"], fit["output_activation"]
+        self.task = preprocessing.get("task") or (
+            "classification" if self._loss.classification else "regression"
+        )
+        self.classes = preprocessing.get("classes")
+        if self.task == "classification" and self.classes is None:
+            sigmoid = self._loss.name == "sigmoid_binary_cross_entropy"
+            if not sigmoid or n_outputs == 1:
+                self.classes = list(range(2 if sigmoid else n_outputs))
+        self.features = preprocessing.get("features")
+        if self.features is not None and len(self.features) != self.n_features:
+            raise checkpoint.CheckpointError(
+                f"{path}: damaged run config: {len(self.features)} feature names for a model "
+                f"of {self.n_features} inputs"
+            )
+        label_column = str(config.get("label_column", "-1"))
+        self.label_column = (
+            int(label_column) if label_column.lstrip("-").isdigit() else label_column
+        )
+        self._dtype = np.dtype(params[0]["w"].dtype)
+        self._from_command_line = config.get("format") == "fungrad-run"
+        self._standardize = _scaling(preprocessing.get("standardize"), self.n_features, path)
+        self._target = _scaling(preprocessing.get("target"), n_outputs, path)
+        self._head = _head(self._loss.name, n_outputs) if self.task == "classification" else None
+
+    def __repr__(self) -> str:
+        sizes = "-".join(map(str, mlp.layer_sizes(self.params)))
+        best = "last epoch" if self.best_epoch is None else f"best epoch {self.best_epoch}"
+        return f"Run({str(self.path)!r}, mlp {sizes}, {self.task}, {best})"
+
+    # ----------------------------------------------------------------------- rows
+
+    def preprocess(self, x) -> np.ndarray:
+        """Raw rows as the model takes them: the saved standardisation, in the run's dtype.
+
+        Rows are read as float32 first for a run of ``fungrad train`` (its loader's dtype),
+        then standardised ``(x - mean) / std`` with the saved float32 statistics and cast to
+        the run's dtype, exactly as training did.
+
+        Args:
+            x: one row ``(d,)`` or rows ``(n, d)`` of raw feature values, in the training
+                file's column order.
+
+        Returns:
+            A NumPy array of the same shape in the run's dtype.
+
+        Raises:
+            ValueError: for a width other than the training data's, or NaN or infinity.
+            TypeError: for non-numeric values.
+        """
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x: expected numeric feature values, got dtype {x.dtype}")
+        if x.ndim not in (1, 2) or x.shape[-1] != self.n_features:
+            got = x.shape[-1] if x.ndim in (1, 2) else f"shape {x.shape}"
+            raise ValueError(
+                f"x: expected {self.n_features} features (the training data's), got {got}"
+            )
+        bad = np.flatnonzero(~np.isfinite(x).reshape(-1, self.n_features).all(axis=1))
+        if bad.size:
+            raise ValueError(f"x: row {bad[0]} contains NaN or infinity")
+        if self._from_command_line:
+            x = x.astype(np.float32)
+        if self._standardize is not None:
+            x = data.Standardizer(*self._standardize)(x)
+        return x.astype(self._dtype)
+
+    def read_rows(self, source: str | os.PathLike, *, labels: str | os.PathLike | None = None):
+        """Rows (and labels, if present) of a file, read with the run's loader options.
+
+        See :func:`fungrad.data.load_rows`; returns ``(x, y or None)``.
+        """
+        return data.load_rows(
+            source, label_column=self.label_column, labels=labels, features=self.features,
+            n_features=self.n_features,
+        )  # fmt: skip
+
+    def test_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The raw rows and original labels of the test part ``fungrad train`` held out.
+
+        The run's data are loaded and split again with its saved settings (``data``,
+        ``labels``, ``label_column``, ``seed``, ``validation``, ``test``).
+
+        Raises:
+            ValueError: if the run was not written by ``fungrad train`` or kept no test part.
+        """
+        config = self.config
+        if not self._from_command_line:
+            raise ValueError(
+                f"{self.path}: the run records no training data (it was not written by "
+                "fungrad train); evaluate it on labelled rows instead"
+            )
+        if not config.get("test"):
+            raise ValueError(f"{self.path}: the run kept no test part (test=0)")
+        dataset = data.load(
+            config["data"], label_column=self.label_column, labels=config.get("labels")
+        )
+        parts = data.split(dataset.x, dataset.y, seed=config["seed"],
+                           validation=config["validation"], test=config["test"])  # fmt: skip
+        y = parts.y_test
+        return parts.x_test, y if dataset.classes is None else np.asarray(dataset.classes)[y]
+
+    # ----------------------------------------------------------------------- predicting
+
+    def _rows(self, x) -> tuple[np.ndarray, bool]:
+        """Preprocessed rows ``(n, d)`` and whether ``x`` was one row ``(d,)``."""
+        x = self.preprocess(x)
+        return x.reshape(-1, self.n_features), x.ndim == 1
+
+    def _outputs(self, x: np.ndarray, head: str) -> np.ndarray:
+        """The model's outputs ``(n, k)`` on preprocessed rows (after ``head``), in chunks."""
+        n = x.shape[0]
+        size = CHUNK if n >= CHUNK else 1 << max(n - 1, 0).bit_length()
+        options = dict(activation=self._activation, output_activation=self._output_activation)
+        chunks = []
+        for start in range(0, n, size):
+            part = x[start : start + size]
+            rows = part.shape[0]
+            if rows < size:
+                part = np.concatenate([part, np.zeros((size - rows, x.shape[1]), x.dtype)])
+            chunks.append(np.asarray(_forward(self.params, part, head=head, **options))[:rows])
+        if not chunks:
+            width = mlp.layer_sizes(self.params)[-1] * (2 if head == "sigmoid_pair" else 1)
+            return np.zeros((0, width), self._dtype)
+        return np.concatenate(chunks)
+
+    def _original_units(self, outputs: np.ndarray) -> np.ndarray:
+        if self._target is None:
+            return outputs
+        mean, std = self._target
+        return outputs * std.astype(outputs.dtype) + mean.astype(outputs.dtype)
+
+    def predict_scores(self, x) -> np.ndarray:
+        """Class probabilities ``(n, C)``, or for regression the outputs in original units.
+
+        Probabilities are the softmax of the logits; a one-output sigmoid classifier gives
+        the columns ``[1 - p, p]`` with ``p = sigmoid(z)``. One row ``(d,)`` gives ``(C,)``.
+        """
+        x, single = self._rows(x)
+        if self._head is None:
+            scores = self._original_units(self._outputs(x, "outputs"))
+        else:
+            scores = self._outputs(x, self._head)
+        return scores[0] if single else scores
+
+    def predict(self, x):
+        """Predictions in the original label space: class labels, or real values.
+
+        The class is ``argmax`` of the logits (``z > 0`` for a one-output sigmoid classifier),
+        given as the training data's label (``"setosa"``, ``7``); for regression the outputs
+        with the target scaling undone, ``(n,)`` for one output. One row ``(d,)`` gives one
+        value.
+        """
+        x, single = self._rows(x)
+        predictions = self._predictions(self._outputs(x, "outputs"))
+        return predictions[0] if single else predictions
+
+    def _predictions(self, outputs: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            values = self._original_units(outputs)
+            return values[:, 0] if values.shape[1] == 1 else values
+        if self._head == "sigmoid":  # several independent sigmoid outputs: 0/1 each
+            return (outputs > 0).astype(np.int64)
+        index = outputs[:, 0] > 0 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+        return np.asarray(self.classes)[index.astype(np.int64)]
+
+    # ----------------------------------------------------------------------- evaluating
+
+    def evaluate(self, x, y) -> dict[str, float]:
+        """The run's loss and accuracy (or RMSE and MAE) on raw rows and their labels.
+
+        Class labels are given as in the data (``"setosa"``, ``7``) and mapped to the model's
+        outputs through :attr:`classes`. The loss and accuracy are those of
+        :func:`fungrad.evaluate` on the preprocessed rows: same math, same dtype. For
+        regression the loss is on the targets as training saw them (scaled, when the run
+        scaled them), and ``rmse = sqrt(mean((y_hat - y)^2))``, ``mae = mean(|y_hat - y|)``
+        are in the target's original units.
+
+        Args:
+            x: raw rows ``(n, d)``.
+            y: their labels ``(n,)`` or real targets ``(n,)`` / ``(n, k)``.
+
+        Returns:
+            ``{"loss", "accuracy"}`` or ``{"loss", "rmse", "mae"}``, as floats.
+
+        Raises:
+            ValueError: for a label that is not one of the run's classes (naming it), or
+                rows and labels of different lengths.
+        """
+        x, _ = self._rows(x)
+        y = np.asarray(y)
+        options = dict(loss=self._loss, activation=self._activation,
+                       output_activation=self._output_activation)  # fmt: skip
+        if self.task == "classification":
+            targets = y if self.classes is None else _class_indices(y, self.classes)
+            return evaluate_mlp(self.params, x, targets, **options)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y: expected real-valued targets, got dtype {y.dtype}")
+        targets = y
+        if self._target is not None and y.ndim >= 1:
+            targets = data.Standardizer(*self._target)(y.reshape(y.shape[0], -1))
+        metrics = evaluate_mlp(self.params, x, targets, **options)
+        predicted = self._original_units(self._outputs(x, "outputs")).astype(np.float64)
+        error = predicted - y.astype(np.float64).reshape(predicted.shape)
+        return {**metrics, "rmse": float(np.sqrt(np.mean(error**2))),
+                "mae": float(np.mean(np.abs(error)))}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- reading a run
+
+
+def _head(loss: str, n_outputs: int) -> str:
+    """What turns a classifier's outputs into scores."""
+    if loss == "sigmoid_binary_cross_entropy":
+        return "sigmoid_pair" if n_outputs == 1 else "sigmoid"
+    return "softmax"
+
+
+def _scaling(saved: dict | None, width: int, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A saved ``{"mean", "std"}`` as float32 arrays of ``width`` values, or ``None``."""
+    if saved is None:
+        return None
+    mean, std = (np.asarray(saved[name], np.float32).reshape(-1) for name in ("mean", "std"))
+    if mean.shape != (width,) or std.shape != (width,):
+        raise checkpoint.CheckpointError(
+            f"{path}: damaged run config: a scaling of {mean.shape[0]} means and "
+            f"{std.shape[0]} standard deviations for {width} values"
+        )
+    return mean, std
+
+
+def _class_indices(y: np.ndarray, classes: list) -> np.ndarray:
+    """Each label's index in ``classes``; an unknown label raises, naming it."""
+    if y.ndim != 1:
+        raise ValueError(f"y: expected one class label per row, shape (n,), got {y.shape}")
+    index = {label: i for i, label in enumerate(classes)}
+    values, inverse = np.unique(y, return_inverse=True)
+    mapped = np.empty(values.shape[0], np.int64)
+    for i, value in enumerate(values):
+        key = value.item() if isinstance(value, np.generic) else value
+        if key not in index:
+            shown = ", ".join(map(repr, classes[:10])) + (", ..." if len(classes) > 10 else "")
+            raise ValueError(f"y: label {key!r} is not one of the run's classes ({shown})")
+        mapped[i] = index[key]
+    return mapped[inverse.reshape(-1)]
+
+
+def _checkpoint_file(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path: expected a run folder or checkpoint path, got {type(path).__name__}"
+        )
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "checkpoint.npz").is_file():
+            raise checkpoint.CheckpointError(
+                f"{path}: not a run folder: it holds no checkpoint.npz"
+            )
+        return path / "checkpoint.npz"
+    if not path.exists():
+        raise checkpoint.CheckpointNotFoundError(f"{path}: no such run folder or checkpoint")
+    return path
+
+
+def params_dtype(path: str | os.PathLike) -> np.dtype:
+    """The dtype of a saved run's parameters, read from the checkpoint's metadata alone.
+
+    ``fungrad predict`` and ``fungrad evaluate`` switch on double precision when it says
+    ``float64``, as ``fungrad train`` did for that run.
+
+    Raises:
+        CheckpointError: if ``path`` is neither a run folder nor a checkpoint.
+    """
+    file = _checkpoint_file(path)
+    with archive.open_archive(file) as opened:
+        meta = archive.read_meta(opened, file)
+    dtypes = [leaf["dtype"] for leaf in meta["leaves"] if leaf["path"].startswith(".params")]
+    return np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
+
+
+def _select_run(config: dict, best) -> int:
+    """Which of the stacked runs predicts: the saved ``best_run``, or the best by value."""
+    if "best_run" in config:
+        return int(config["best_run"])
+    if best is None:
+        return 0
+    value = np.asarray(best.value, np.float64)
+    score = value if best.mode == "min" else -value
+    score = np.where(np.isfinite(score) & (np.asarray(best.epoch) > 0), score, np.inf)
+    return int(np.argmin(score))
+
+
+def _history_of(history: dict, run: int | None, progress: dict) -> dict:
+    """The history of one run, trimmed to the epochs it ran."""
+    if run is None:
+        return {name: np.asarray(values) for name, values in history.items()}
+    epochs = np.asarray(progress["epoch"]).reshape(-1) if "epoch" in progress else None
+    chosen = {}
+    for name, values in history.items():
+        row = np.asarray(values)[run] if np.ndim(values) == 2 else np.asarray(values)
+        if epochs is not None and epochs.shape[0] > run:
+            row = row[: int(epochs[run])]
+        chosen[name] = row
+    return chosen
+
+
+def _chosen_params(saved, run: int | None):
+    """``(params, last_params, best_epoch)`` of the run that predicts."""
+    pick = (
+        (lambda tree: tree) if run is None else (lambda tree: jax.tree.map(lambda a: a[run], tree))
+    )
+    last = pick(saved.state.params)
+    if saved.best is None:
+        return last, last, None
+    epoch = int(np.asarray(saved.best.epoch).reshape(-1)[0 if run is None else run])
+    if epoch <= 0:
+        return last, last, None
+    return pick(saved.best.params), last, epoch
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read a run folder (its ``checkpoint.npz``) or a checkpoint file, to predict with.
+
+    Args:
+        path: a folder written by ``fungrad train``, or a checkpoint file written by it or
+            by ``fit(..., checkpoint=PATH)`` / ``fit_restarts(..., checkpoint=PATH)``.
+
+    Returns:
+        A :class:`Run`.
+
+    Raises:
+        CheckpointNotFoundError: if nothing is at ``path``.
+        CheckpointError: for a folder without ``checkpoint.npz``, a damaged file, a checkpoint
+            without a model description (``config["fit"]``) or of a model other than an MLP.
+        ValueError: for a float64 run while JAX's double precision is off.
+    """
+    file = _checkpoint_file(path)
+    if params_dtype(file) == np.float64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{file}: the run's parameters are float64; switch on double precision first: "
+            "jax.config.update('jax_enable_x64', True)"
+        )
+    saved = checkpoint.restore(file)
+    config = saved.config
+    fit = config.get("fit")
+    if not isinstance(fit, dict):
+        raise checkpoint.CheckpointError(
+            f"{file}: the checkpoint has no model description (config['fit']); load_run reads "
+            "run folders of fungrad train and checkpoints of fit(..., checkpoint=...)"
+        )
+    if fit.get("model") != "mlp":
+        raise checkpoint.CheckpointError(
+            f"{file}: the checkpoint holds a {fit.get('model')!r} model; load_run predicts "
+            "with MLPs only (model 'mlp')"
+        )
+    try:
+        params = saved.state.params
+        stacked = jnp.ndim(params[0]["w"]) == 3
+        run = _select_run(config, saved.best) if stacked else None
+        chosen, last, best_epoch = _chosen_params(saved, run)
+        mlp.check_params(chosen)
+        history = _history_of(saved.history, run, saved.progress)
+        return Run(file, config, history, chosen, last, best_epoch)
+    except checkpoint.CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise checkpoint.CheckpointError(f"{file}: damaged run ({error})") from error
