@@ -956,12 +956,6 @@ def _named_layout(path, header, header_line, label_column, features):
     if repeated:
         raise ValueError(f"{path}: the header names columns twice: {', '.join(repeated)}")
     position = {name: i for i, name in enumerate(header)}
-    missing = [name for name in features if name not in position]
-    if missing:
-        raise ValueError(
-            f"{path}: missing feature columns: {', '.join(missing)} "
-            f"(the run was trained on {', '.join(features)})"
-        )
     known = set(features)
     extra = [i for i, name in enumerate(header) if name not in known]
     if isinstance(label_column, str):
@@ -970,11 +964,14 @@ def _named_layout(path, header, header_line, label_column, features):
         width = len(features) + 1
         at = label_column % width if -width <= label_column < width else None
         label = extra[0] if extra == [at] and len(header) == width else None
+    missing = [name for name in features if name not in position]
     unexpected = [header[i] for i in extra if i != label]
-    if unexpected:
+    problems = [f"missing feature columns: {', '.join(missing)}"] if missing else []
+    problems += [f"unexpected columns: {', '.join(unexpected)}"] if unexpected else []
+    if problems:
         raise ValueError(
-            f"{path}: unexpected columns: {', '.join(unexpected)} (the run was trained on "
-            f"{', '.join(features)}, label column {label_column!r})"
+            f"{path}: {'; '.join(problems)} (the run was trained on {', '.join(features)}, "
+            f"label column {label_column!r})"
         )
     return [position[name] for name in features], label
 

@@ -218,3 +218,86 @@ def test_errors_name_the_path(tmp_path):
     other = checkpoint.save(tmp_path / "other.npz", state, config={"fit": {"model": "custom"}})
     with pytest.raises(checkpoint.CheckpointError, match="holds a 'custom' model"):
         runs.load_run(other)
+
+
+# --------------------------------------------------------------------------- reading rows
+
+
+def write_csv(path, header, rows):
+    lines = ([",".join(header)] if header else []) + [",".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def named_rows(tmp_path, header, rows):
+    file = write_csv(tmp_path / "rows.csv", header, rows)
+    return data.load_rows(file, label_column="species", features=FEATURES, n_features=4)
+
+
+def test_named_columns_are_put_in_the_training_order(tmp_path):
+    header = ["petal width", "species", "sepal length", "petal length", "sepal width"]
+    x, y = named_rows(
+        tmp_path, header, [[0.2, "setosa", 5.1, 1.4, 3.5], [1.3, "virginica", 6, 4, 3]]
+    )
+    np.testing.assert_array_equal(x, np.array([[5.1, 3.5, 1.4, 0.2], [6, 3, 4, 1.3]], np.float32))
+    assert y.tolist() == ["setosa", "virginica"]
+    x, y = named_rows(tmp_path, header[:1] + header[2:], [[0.2, 5.1, 1.4, 3.5]])
+    assert y is None
+    np.testing.assert_array_equal(x, np.array([[5.1, 3.5, 1.4, 0.2]], np.float32))
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (FEATURES[:3], r"missing feature columns: petal width \("),
+        ([*FEATURES, "colour"], r"unexpected columns: colour \("),
+        ([*FEATURES[:3], "petal_width"], r"missing feature columns: petal width; unexpected "
+         r"columns: petal_width \(the run was trained on sepal length, "),
+        (["1", "2", "3", "4"], r"line 1: expected a header row naming the columns"),
+    ],
+)  # fmt: skip
+def test_named_columns_missing_extra_or_misnamed_are_one_line(tmp_path, header, message):
+    with pytest.raises(ValueError, match=r"^\S*rows.csv: " + message):
+        named_rows(tmp_path, header, [[1] * len(header)])
+
+
+def test_unnamed_rows_with_or_without_the_label(tmp_path):
+    file = write_csv(tmp_path / "plain.csv", None, [[1, 2, 3, -1], [4, 5, 6, 1]])
+    x, y = data.load_rows(file, label_column=-1, n_features=3)
+    assert x.tolist() == [[1, 2, 3], [4, 5, 6]] and y.tolist() == [-1, 1] and y.dtype == np.int64
+    x, y = data.load_rows(file, label_column=0, n_features=4)
+    assert y is None and x.shape == (2, 4)
+    x, y = data.load_rows(file, label_column=0, n_features=3)
+    assert x.tolist() == [[2, 3, -1], [5, 6, 1]] and y.tolist() == [1, 4]
+    with pytest.raises(ValueError, match=r"plain.csv: line 1: expected 2 features .* got 4 fields"):
+        data.load_rows(file, label_column=-1, n_features=2)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([[1, 2, 3], [4, "five", 6]], r"line 2, column 2: expected a number, got 'five'"),
+        ([[1, 2, 3], [4, 5]], r"line 2: expected 3 fields like the first row, got 2"),
+    ],
+)
+def test_bad_rows_name_the_file_and_line(tmp_path, rows, message):
+    file = write_csv(tmp_path / "bad.csv", None, rows)
+    with pytest.raises(ValueError, match=r"^\S*bad.csv: " + message):
+        data.load_rows(file, label_column=-1, n_features=3)
+
+
+def test_npz_idx_and_bundled_rows(tmp_path):
+    np.savez(tmp_path / "x.npz", x=np.ones((3, 2, 2), np.uint8))
+    x, y = data.load_rows(tmp_path / "x.npz", n_features=4)
+    assert x.shape == (3, 4) and x.dtype == np.float32 and y is None
+    with pytest.raises(ValueError, match=r"x.npz: expected 5 features per row .* got 4"):
+        data.load_rows(tmp_path / "x.npz", n_features=5)
+    x, y = data.load_rows("digits", n_features=64)
+    assert x.shape == (1797, 64) and y.tolist()[:3] == [0, 1, 2]
+    images, labels = tmp_path / "images.idx", tmp_path / "labels.idx"
+    images.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, *range(8)]))
+    labels.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 3]))
+    x, y = data.load_rows(images, labels=labels, n_features=4)
+    assert x.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]] and y.tolist() == [7, 3]
+    x, y = data.load_rows(images, n_features=4)
+    assert y is None and x.shape == (2, 4)
