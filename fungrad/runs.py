@@ -87,11 +87,8 @@ class Run:
         self.task = preprocessing.get("task") or (
             "classification" if self._loss.classification else "regression"
         )
-        self.classes = preprocessing.get("classes")
-        if self.task == "classification" and self.classes is None:
-            sigmoid = self._loss.name == "sigmoid_binary_cross_entropy"
-            if not sigmoid or n_outputs == 1:
-                self.classes = list(range(2 if sigmoid else n_outputs))
+        self._head = _head(self._loss.name, n_outputs) if self.task == "classification" else None
+        self.classes = _classes(preprocessing.get("classes"), self._head, n_outputs, path)
         self.features = preprocessing.get("features")
         if self.features is not None and len(self.features) != self.n_features:
             raise checkpoint.CheckpointError(
@@ -106,7 +103,6 @@ class Run:
         self._from_command_line = config.get("format") == "fungrad-run"
         self._standardize = _scaling(preprocessing.get("standardize"), self.n_features, path)
         self._target = _scaling(preprocessing.get("target"), n_outputs, path)
-        self._head = _head(self._loss.name, n_outputs) if self.task == "classification" else None
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, mlp.layer_sizes(self.params)))
@@ -246,7 +242,7 @@ class Run:
             return values[:, 0] if values.shape[1] == 1 else values
         if self._head == "sigmoid":  # several independent sigmoid outputs: 0/1 each
             return (outputs > 0).astype(np.int64)
-        index = outputs[:, 0] > 0 if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+        index = outputs[:, 0] > 0 if self._head == "sigmoid_pair" else outputs.argmax(axis=1)
         return np.asarray(self.classes)[index.astype(np.int64)]
 
     # ----------------------------------------------------------------------- evaluating
@@ -272,8 +268,10 @@ class Run:
             ValueError: for a label that is not one of the run's classes (naming it), or
                 rows and labels of different lengths.
         """
-        x, _ = self._rows(x)
+        x, single = self._rows(x)
         y = np.asarray(y)
+        if single:  # one row (d,) and its label or its (k,) targets
+            y = y[None]
         options = dict(loss=self._loss, activation=self._activation,
                        output_activation=self._output_activation)  # fmt: skip
         if self.task == "classification":
@@ -299,6 +297,20 @@ def _head(loss: str, n_outputs: int) -> str:
     if loss == "sigmoid_binary_cross_entropy":
         return "sigmoid_pair" if n_outputs == 1 else "sigmoid"
     return "softmax"
+
+
+def _classes(saved: list | None, head: str | None, n_outputs: int, path: Path) -> list | None:
+    """The class labels in output order: the saved ones, else ``0..C-1`` for a classifier."""
+    if head is None or head == "sigmoid":  # regression, or independent sigmoid outputs
+        return saved
+    expected = 2 if head == "sigmoid_pair" else n_outputs
+    if saved is None:
+        return list(range(expected))
+    if len(saved) != expected:
+        raise checkpoint.CheckpointError(
+            f"{path}: damaged run config: {len(saved)} classes for a model of {n_outputs} outputs"
+        )
+    return saved
 
 
 def _scaling(saved: dict | None, width: int, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -359,7 +371,8 @@ def params_dtype(path: str | os.PathLike) -> np.dtype:
     file = _checkpoint_file(path)
     with archive.open_archive(file) as opened:
         meta = archive.read_meta(opened, file)
-    dtypes = [leaf["dtype"] for leaf in meta["leaves"] if leaf["path"].startswith(".params")]
+    leaves = meta.get("leaves") or []
+    dtypes = [leaf.get("dtype") for leaf in leaves if str(leaf.get("path")).startswith(".params")]
     return np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
 
 

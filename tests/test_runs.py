@@ -1,5 +1,8 @@
 """``fungrad.runs``: a saved run predicts on raw rows exactly as the model it holds."""
 
+import re
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,6 +83,7 @@ def test_one_row_gives_one_value(species_run):
     assert np.ndim(run.predict(x[3])) == 0 and isinstance(run.predict(x[3]).item(), str)
     assert run.predict_scores(x[3]).shape == (3,)
     assert run.predict(x[3].tolist()) == run.predict(x)[3]
+    assert run.evaluate(x[3], "virginica") == run.evaluate(x[3:4], ["virginica"])
 
 
 def test_integer_classes_with_a_sigmoid_output(tmp_path):
@@ -301,3 +305,11 @@ def test_npz_idx_and_bundled_rows(tmp_path):
     assert x.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]] and y.tolist() == [7, 3]
     x, y = data.load_rows(images, n_features=4)
     assert y is None and x.shape == (2, 4)
+
+
+def test_the_using_a_trained_model_page_runs():
+    page = Path(__file__).resolve().parent.parent / "docs" / "using-a-trained-model.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {"__name__": "using_a_trained_model"})
