@@ -25,8 +25,8 @@ def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     >>> parser = argparse.ArgumentParser(prog="fungrad")
     >>> _ = add_predict_parser(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["predict", "runs/fungrad", "--data", "new.csv"])
-    >>> args.run, args.data, args.output
-    (PosixPath('runs/fungrad'), 'new.csv', None)
+    >>> str(args.run), args.data, args.output
+    ('runs/fungrad', 'new.csv', None)
     """
     predict = subparsers.add_parser(
         "predict",
