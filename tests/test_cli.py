@@ -65,25 +65,19 @@ def test_quiet_prints_nothing(tmp_path, capsys):
     assert status == 0 and out == "" and err == ""
 
 
-def test_resume_continues_the_run(trained, tmp_path, capsys):
-    _, first = trained
-    status, out, _ = run(
-        capsys,
-        "train",
-        "--resume",
-        str(first / "checkpoint.npz"),
-        "--epochs",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--json",
-    )
-    assert status == 0
-    history = json.loads((tmp_path / "history.json").read_text())["runs"][0]["history"]
-    assert len(history["loss"]) == 4 + 2
-    resumed = checkpoint.restore(tmp_path / "checkpoint.npz")
+def test_resume_continues_the_run_in_its_folder(tmp_path, capsys):
+    first = tmp_path / "run"
+    assert main(["train", "--out", str(first), "--epochs", "2", "--quiet", "--no-plot"]) == 0
     original = checkpoint.restore(first / "checkpoint.npz")
-    assert int(resumed.state.step) == int(original.state.step) * 6 // 4
+    status, out, _ = run(capsys, "train", "--resume", str(first), "--epochs", "3", "--json")
+    assert status == 0
+    assert json.loads(out)["epochs_run"] == 3
+    history = json.loads((first / "history.json").read_text())["runs"][0]["history"]
+    assert len(history["loss"]) == 3  # appended to the saved history
+    assert history["loss"][:2] == original.history["loss"].tolist()
+    resumed = checkpoint.restore(first / "checkpoint.npz")
+    assert int(resumed.state.step) == int(original.state.step) * 3 // 2
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, capsys):
@@ -91,24 +85,12 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, capsys):
     common = ["--seed", "1", "--quiet", "--no-plot"]
     assert main(["train", "--out", str(straight), "--epochs", "3", *common]) == 0
     assert main(["train", "--out", str(split), "--epochs", "1", *common]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--resume",
-                str(split / "checkpoint.npz"),
-                "--epochs",
-                "2",
-                "--out",
-                str(split),
-                *common,
-            ]
-        )
-        == 0
-    )
-    a = checkpoint.restore(straight / "checkpoint.npz").state.params
-    b = checkpoint.restore(split / "checkpoint.npz").state.params
-    for layer_a, layer_b in zip(a, b, strict=True):
+    assert main(["train", "--resume", str(split / "checkpoint.npz"), "--epochs", "3", *common]) == 0
+    a = checkpoint.restore(straight / "checkpoint.npz")
+    b = checkpoint.restore(split / "checkpoint.npz")
+    for layer_a, layer_b in zip(a.state.params, b.state.params, strict=True):
+        np.testing.assert_array_equal(layer_a["w"], layer_b["w"])
+    for layer_a, layer_b in zip(a.best.params, b.best.params, strict=True):
         np.testing.assert_array_equal(layer_a["w"], layer_b["w"])
 
 
@@ -132,8 +114,8 @@ def test_restarts_over_seeds_and_learning_rates(tmp_path, capsys):
     history = json.loads((tmp_path / "history.json").read_text())
     runs = history["runs"]
     assert [r["learning_rate"] for r in runs] == [0.001, 0.05, 0.001, 0.05]
-    final = [r["history"]["val_loss"][-1] for r in runs]
-    assert history["best_run"] == int(np.argmin(final))
+    best = [min(r["history"]["val_loss"]) for r in runs]  # --keep-best val_loss by default
+    assert history["best_run"] == int(np.argmin(best))
     assert summary["learning_rate"] == runs[history["best_run"]]["learning_rate"]
 
 
@@ -288,7 +270,7 @@ def test_damaged_checkpoint_is_one_line(tmp_path, capsys, trained):
     _, out = trained
     damaged = tmp_path / "checkpoint.npz"
     damaged.write_bytes((out / "checkpoint.npz").read_bytes()[:500])
-    status, _, err = run(capsys, "train", "--resume", str(damaged), "--out", str(tmp_path / "o"))
+    status, _, err = run(capsys, "train", "--resume", str(tmp_path))
     assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -334,6 +316,10 @@ def test_help_is_complete():
         "--seed",
         "--out",
         "--resume",
+        "--overwrite",
+        "--save-every",
+        "--keep-best",
+        "--no-keep-best",
         "--quiet",
         "--json",
         "--devices",

@@ -39,7 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
+        if args.command == "train":
+            from fungrad.cli.parser import given_options
+
+            args.given = given_options(argv)
         if args.command is None:
             parser.print_help()
             return 2

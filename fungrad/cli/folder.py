@@ -93,7 +93,9 @@ def resume_folder(path: Path) -> Path:
     folder = path.parent if path.is_file() else path
     if not (folder / "checkpoint.npz").is_file():
         what = "no such folder" if not folder.exists() else "no checkpoint.npz in it"
-        raise UsageError(f"--resume: {path}: {what}; expected a run folder written by fungrad train")
+        raise UsageError(
+            f"--resume: {path}: {what}; expected a run folder written by fungrad train"
+        )
     return folder
 
 

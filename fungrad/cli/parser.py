@@ -14,9 +14,13 @@ from pathlib import Path
 
 from fungrad.cli import UsageError
 
-__all__ = ["build_parser", "parse_stop"]
+__all__ = ["build_parser", "given_options"]
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "ema", "adam")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "ema", "adam")  # fungrad.optim.NAMES
+STOP_FORMS = (
+    "max_epochs:N, target:METRIC:VALUE[:min|max], plateau:METRIC:TOL:PATIENCE, "
+    "grad_norm_below:TOL, no_improvement:METRIC:PATIENCE[:MIN_DELTA]"
+)  # fungrad.stopping.SPEC_HELP, kept here so that --help does not import JAX
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,42 +89,23 @@ def _devices(text: str) -> int | str:
 
 
 def _stop_spec(text: str) -> str:
-    parse_stop(text)  # validate early; the condition itself is built later
+    from fungrad import stopping
+
+    try:
+        stopping.parse(text)  # validate early; the condition itself is built later
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
-def parse_stop(text: str):
-    """Build the stop condition that a ``--stop`` specification names.
-
-    Args:
-        text: ``max_epochs:N``, ``target:METRIC:VALUE[:min|max]``,
-            ``plateau:METRIC:TOL:PATIENCE`` or ``grad_norm_below:TOL``.
-
-    Returns:
-        The :class:`fungrad.stopping.StopCondition`.
-
-    Raises:
-        argparse.ArgumentTypeError: for an unknown kind or a bad value, naming ``text``.
-    """
-    from fungrad import stopping
-
-    kind, _, rest = text.partition(":")
-    parts = rest.split(":") if rest else []
+def _seconds(text: str) -> float:
     try:
-        if kind == "max_epochs" and len(parts) == 1:
-            return stopping.max_epochs(int(parts[0]))
-        if kind == "target" and len(parts) in (2, 3):
-            return stopping.target(parts[0], float(parts[1]), *(parts[2:] or ["min"]))
-        if kind == "plateau" and len(parts) == 3:
-            return stopping.plateau(parts[0], float(parts[1]), int(parts[2]))
-        if kind == "grad_norm_below" and len(parts) == 1:
-            return stopping.grad_norm_below(float(parts[0]))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
-    raise argparse.ArgumentTypeError(
-        f"unknown stop condition {text!r}; expected max_epochs:N, target:METRIC:VALUE[:min|max], "
-        "plateau:METRIC:TOL:PATIENCE or grad_norm_below:TOL"
-    )
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,15 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train an MLP (by default on the bundled handwritten digits)",
-        description="Train an MLP and write checkpoint.npz, history.json, config.json and "
-        "plot.png to the output folder.",
+        description="Train an MLP and write a run folder: checkpoint.npz (saved during "
+        "training), config.json, history.json, plot.png and summary.json. Exit status: 0 "
+        "finished, 2 a usage mistake, 3 the run diverged (its last finite state saved), "
+        "130 / 143 interrupted by SIGINT / SIGTERM after saving.",
     )
     _add_data_options(train.add_argument_group("data"))
     _add_model_options(train.add_argument_group("model"))
     _add_optimization_options(train.add_argument_group("optimization"))
     _add_output_options(train.add_argument_group("output"))
     _add_check(sub)
+    parser.subcommands = dict(sub.choices)
     return parser
+
+
+def given_options(argv: list[str]) -> set[str]:
+    """The ``dest`` names of the options ``argv`` sets explicitly (defaults left out)."""
+    parser = build_parser()
+    for subparser in parser.subcommands.values():
+        for action in subparser._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
 
 
 def _add_data_options(data) -> None:
@@ -241,8 +238,27 @@ def _add_optimization_options(optimization) -> None:
         action="append",
         type=_stop_spec,
         default=[],
-        help="a stop condition, repeatable: max_epochs:N, target:METRIC:VALUE[:min|max], "
-        "plateau:METRIC:TOL:PATIENCE, grad_norm_below:TOL (e.g. target:val_accuracy:0.97:max)",
+        help=f"a stop condition, repeatable: {STOP_FORMS}. A target's direction follows "
+        "the metric (accuracies: >=, losses: <=) unless given. no_improvement stops when the "
+        "metric has not improved by more than MIN_DELTA for PATIENCE epochs (early stopping); "
+        "plateau stops when it has barely changed (|change| <= TOL) for PATIENCE epochs, "
+        "whichever way (e.g. no_improvement:val_loss:5, target:val_accuracy:0.97)",
+    )
+    optimization.add_argument(
+        "--keep-best",
+        nargs="?",
+        const="val_loss",
+        default=None,
+        metavar="METRIC",
+        help="predict with the parameters of the epoch with the best METRIC (default METRIC: "
+        "val_loss); on by default when there is a validation split",
+    )
+    optimization.add_argument(
+        "--no-keep-best",
+        dest="keep_best",
+        action="store_const",
+        const=False,
+        help="predict with the last epoch's parameters",
     )
     optimization.add_argument(
         "--gradients",
@@ -277,11 +293,24 @@ def _add_output_options(output) -> None:
     output.add_argument(
         "--out",
         type=Path,
-        default=Path("runs/fungrad"),
-        help="output folder (default: runs/fungrad)",
+        default=None,
+        help="the run folder (default: a new runs/run-NNN); a folder that holds a run is "
+        "refused unless --overwrite",
+    )
+    output.add_argument("--overwrite", action="store_true", help="replace the run held in --out")
+    output.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the run in DIR with its saved settings (--epochs sets a new total cap)",
     )
     output.add_argument(
-        "--resume", type=Path, help="continue from a checkpoint.npz for --epochs more epochs"
+        "--save-every",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="save the training state after an epoch once SECONDS have passed since the last "
+        "save (0: every epoch; always after the last) (default: 10)",
     )
     output.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     output.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")

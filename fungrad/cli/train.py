@@ -1,10 +1,11 @@
-"""``fungrad train``: load the data, fit an MLP (or many at once), evaluate, write the run.
+"""``fungrad train``: settings, data, folder checks, training that saves as it goes, results.
 
-The steps, in order: the config (from the arguments, or from the checkpoint being resumed),
-the data split and standardised, the loss and the layer sizes, the fit options (batch size,
-stop conditions, validation, devices), one run or vmapped restarts, the evaluation of the
-best parameters, and the files: ``checkpoint.npz``, ``config.json``, ``history.json`` and
-``plot.png``.
+The steps: the settings (new, or those of the run being resumed), the data split and its
+preprocessing fitted on the training part, the run folder claimed and checked (before
+anything compiles), one run or vmapped restarts saving the whole run every ``--save-every``
+seconds and at the end, then the evaluation of the saved run (the same computation as
+``fungrad evaluate``), the plot and the summary. SIGINT/SIGTERM end the run at the next epoch
+boundary, after saving (exit 130/143); a diverged run exits 3 with its last finite state saved.
 """
 
 from __future__ import annotations
@@ -16,207 +17,130 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fungrad.cli import UsageError
-from fungrad.cli.outputs import plot, print_summary, write_json
-from fungrad.cli.parser import parse_stop
+from fungrad.cli import UsageError, folder
+from fungrad.cli.outputs import print_summary, write_json
+from fungrad.cli.prepare import parameter_count, prepare
+from fungrad.cli.progress import Progress
+from fungrad.cli.settings import new_config, resumed_config
+from fungrad.cli.signals import Interruption, interruptible
+from fungrad.cli.writer import RunWriter
 
 __all__ = ["run_train"]
 
+DIVERGED_STATUS = 3
+
 
 class _Outcome(NamedTuple):
-    """The trained result the rest of the command needs, for one run or the best restart."""
-
-    best_params: Any
-    state: Any
-    stop_reason: str
+    reasons: list[str]  # one per run
+    best_run: int
+    diverged: bool  # the run that predicts diverged
     epochs_run: int
-    history: dict[str, list[float]]
-    runs_history: list[dict[str, Any]]
+    best_epoch: int | None
+    devices: int
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``fungrad train`` with parsed arguments and return the exit status.
 
-    Args:
-        args: the parsed ``train`` arguments (see ``fungrad train --help``).
-
-    Returns:
-        0 when the run was trained and written.
-
     Raises:
-        UsageError: for options that do not fit the data or the machine.
+        UsageError: for options that do not fit the data, the folder or the machine.
         ValueError: from loading the data or training, naming what was wrong.
     """
-    import jax
-
-    config, saved = _load_config(args)
-    if config["dtype"] == "float64":
-        jax.config.update("jax_enable_x64", True)
-    start = time.perf_counter()
-    dataset, parts = _prepare_data(config)
-    loss = _resolve_loss(config, dataset)
-    config["loss"] = loss
-    config["sizes"] = [dataset.x.shape[1], *config["hidden"], _output_width(loss, dataset)]
-    common, mesh = _fit_options(args, config, parts)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if config["restarts"] == 1 and not config["learning_rates"]:
-        outcome = _single_run(args, config, saved, parts, common)
-    else:
-        if saved is not None:
-            raise UsageError("--resume: resuming is supported for single runs, not restarts")
-        outcome = _restarts(args, config, parts, common)
-    wall = time.perf_counter() - start
-    evaluation = _evaluate(config, outcome.best_params, parts)
-    written = _write_outputs(args, config, outcome)
-    summary = _summary(config, outcome, evaluation, wall, mesh, written[0])
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    elif not args.quiet:
-        _print_for_people(summary, config, outcome, written)
-    return 0
+    with interruptible() as interruption:
+        return _train(args, interruption)
 
 
-# --------------------------------------------------------------------------- config and data
+def _say(args, text: str) -> None:
+    """A status line for a person watching: only on a terminal, so errors stay one line."""
+    if not args.quiet and not args.json and sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
 
 
-def _load_config(args: argparse.Namespace):
-    """The run's config and the checkpoint being resumed (``None`` for a fresh run).
-
-    A resumed run keeps its saved config, with ``--epochs`` more epochs; its state is read
-    again later, with its template, once float64 is switched on if the run used it.
-    """
+def _settings(args) -> tuple[dict, Path | None, Any]:
+    """``(config, folder, saved)``: ``saved`` is the checkpoint being resumed, or ``None``."""
+    if args.resume is None:
+        return new_config(args), None, None
     from fungrad import checkpoint
 
-    saved = checkpoint.restore(args.resume) if args.resume is not None else None
-    if saved is not None:
-        config = dict(saved.config)
-        config["epochs"] = args.epochs
-        return config, saved
-    config = {
-        name: (str(value) if isinstance(value, Path) else value)
-        for name, value in vars(args).items()
-        if name not in ("command", "resume", "quiet", "json", "out", "plot")
-    }
-    if config["learning_rate"] is None:
-        config["learning_rate"] = 0.001 if args.optimizer == "adam" else 0.05
-    return config, None
-
-
-def _prepare_data(config):
-    """Load, split, standardise (on the training part's statistics) and cast the data."""
-    import numpy as np
-
-    from fungrad import data
-
-    label_column: int | str = config["label_column"]
-    if isinstance(label_column, str) and label_column.lstrip("-").isdigit():
-        label_column = int(label_column)
-    dataset = data.load(config["data"], label_column=label_column, labels=config["labels"])
-    parts = data.split(
-        dataset.x,
-        dataset.y,
-        seed=config["seed"],
-        validation=config["validation"],
-        test=config["test"],
-    )
-    if config["standardize"]:
-        standardize = data.fit_standardizer(parts.x_train)
-        parts = parts._replace(
-            x_train=standardize(parts.x_train),
-            x_val=standardize(parts.x_val),
-            x_test=standardize(parts.x_test),
-        )
-    dtype = np.float64 if config["dtype"] == "float64" else np.float32
-    parts = parts._replace(
-        **{name: getattr(parts, name).astype(dtype) for name in ("x_train", "x_val", "x_test")}
-    )
-    return dataset, parts
-
-
-# --------------------------------------------------------------------------- model and loss
-
-
-def _resolve_loss(config, dataset) -> str:
-    """``--loss auto``: softmax cross-entropy for class labels, l2 for real targets."""
-    if config["loss"] != "auto":
-        return config["loss"]
-    return "softmax_cross_entropy" if dataset.n_classes is not None else "l2"
-
-
-def _output_width(loss: str, dataset) -> int:
-    """The last layer's width: one unit per class, one for a binary sigmoid, else the targets'."""
-    import numpy as np
-
-    if dataset.n_classes is not None and loss in ("softmax_cross_entropy",):
-        return dataset.n_classes
-    if dataset.n_classes == 2 and loss == "sigmoid_binary_cross_entropy":
-        return 1
-    y = np.asarray(dataset.y)
-    if dataset.n_classes is not None:
+    run_folder = folder.resume_folder(args.resume)
+    checkpoint.remove_leftovers(run_folder)
+    saved = checkpoint.restore(run_folder / "checkpoint.npz")
+    config = resumed_config(args, getattr(args, "given", set()), saved.config, run_folder)
+    done = _epochs_done(saved)
+    if done >= config["epochs"]:
         raise UsageError(
-            f"--loss: {loss} needs real-valued targets or two classes, but the data have "
-            f"{dataset.n_classes} classes; use softmax_cross_entropy"
+            f"--epochs: the run in {run_folder} has already trained {done} epochs (its cap is "
+            f"{config['epochs']}); pass --epochs N with N > {done} to train more"
         )
-    return 1 if y.ndim == 1 else y.shape[1]
+    return config, run_folder, saved
 
 
-def _optimizer_factory(config):
-    """``learning_rate -> optax transformation`` for ``--optimizer`` (and ``--beta``)."""
-    from fungrad import optim
+def _epochs_done(saved) -> int:
+    if saved is None:
+        return 0
+    import numpy as np
 
-    name, beta = config["optimizer"], config["beta"]
-    factories = {
-        "gd": optim.gd,
-        "sgd": optim.sgd,
-        "momentum": lambda lr: optim.momentum(lr, beta, variant="heavy_ball"),
-        "nesterov": lambda lr: optim.momentum(lr, beta, variant="nesterov"),
-        "ema": lambda lr: optim.momentum(lr, beta, variant="ema"),
-        "adam": optim.adam,
-    }
-    return factories[name]
+    length = np.shape(saved.history.get("loss", []))[-1]
+    return int(np.max(saved.progress.get("epoch", length)))
 
 
-def _init_params(config, key):
-    import jax.numpy as jnp
-
-    from fungrad import mlp
-
-    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
-    return mlp.init(key, config["sizes"], dtype=dtype, activation=config["activation"])
-
-
-def _keys(config):
-    """``(init_key, train_key)``, both from ``--seed``."""
+def _train(args, interruption: Interruption) -> int:
     import jax
 
-    return jax.random.split(jax.random.key(config["seed"]))
+    config, run_folder, saved = _settings(args)
+    if config["dtype"] == "float64":
+        jax.config.update("jax_enable_x64", True)
+    _say(args, f"loading {config['data']} ...")
+    prepared = prepare(config)
+    config.update(loss=prepared.loss, sizes=prepared.sizes, preprocessing=prepared.preprocessing)
+    runs = config["restarts"] * len(config["learning_rates"] or [0])
+    if run_folder is None:
+        run_folder = folder.claim(args.out, args.overwrite)
+    copies = 4 if config["optimizer"] == "adam" else 3
+    itemsize = 8 if config["dtype"] == "float64" else 4
+    folder.check(run_folder, 2 * folder.checkpoint_bytes(prepared.sizes, itemsize, copies, runs))
+    common = _fit_options(config, prepared, args.devices)
+    writer = RunWriter(run_folder, config, runs)
+    _say(args, f"compiling and training; the run is saved in {folder.relative(run_folder)}")
+    progress = Progress(config["epochs"], _epochs_done(saved), _shown(args), interruption)
+    try:
+        outcome = _fit(config, prepared, writer, saved, dict(common, callback=progress))
+    finally:
+        progress.close()
+    return _finish(args, config, prepared, writer, outcome, progress, interruption)
+
+
+def _shown(args) -> bool:
+    return not args.quiet and not args.json
+
+
+# --------------------------------------------------------------------------- training
 
 
 def _mesh(devices):
     """A one-axis ``("data",)`` mesh for ``--devices``, or ``None`` for one device."""
-    if devices == 1:
-        return None
     import jax
 
-    available = jax.devices()
-    count = len(available) if devices == "all" else devices
-    if count > len(available):
-        raise UsageError(
-            f"--devices: asked for {count} devices, but this machine has {len(available)}"
-        )
-    if count == 1:
+    from fungrad import parallel
+
+    if devices == 1:
         return None
-    return jax.sharding.Mesh(available[:count], ("data",))
+    available = len(jax.devices())
+    count = available if devices == "all" else devices
+    if count > available:
+        raise UsageError(f"--devices: asked for {count} devices, but this machine has {available}")
+    return None if count == 1 else parallel.data_mesh(count)
 
 
-def _fit_options(args, config, parts):
-    """The keyword arguments ``fit`` and ``fit_restarts`` share, and the mesh (or ``None``)."""
+def _fit_options(config, prepared, devices) -> dict[str, Any]:
+    """The keyword arguments ``fit`` and ``fit_restarts`` share."""
+    from fungrad import stopping
+
+    parts = prepared.parts
     batch_size = (
         None if config["optimizer"] == "gd" else min(config["batch_size"], len(parts.x_train))
     )
-    stops = [parse_stop(spec) for spec in config["stop"]]
-    validation = (parts.x_val, parts.y_val) if len(parts.x_val) else None
-    mesh = _mesh(args.devices)
+    mesh = _mesh(devices)
     per_step = batch_size or len(parts.x_train)
     if mesh is not None and per_step % mesh.size:
         option = "--batch-size" if batch_size else "--optimizer gd (full batch)"
@@ -224,236 +148,173 @@ def _fit_options(args, config, parts):
             f"{option}: {per_step} samples per step cannot be split evenly over "
             f"--devices {mesh.size}; use a batch size that is a multiple of {mesh.size}"
         )
-    common = dict(
-        loss=config["loss"],
-        epochs=config["epochs"],
-        batch_size=batch_size,
-        activation=config["activation"],
-        output_activation=config["output_activation"],
+    return dict(
+        loss=config["loss"], epochs=config["epochs"], batch_size=batch_size,
+        activation=config["activation"], output_activation=config["output_activation"],
         gradients=config["gradients"],
-        stop=stops or None,
-        validation=validation,
-    )
-    if mesh is not None:
-        common["mesh"] = mesh
-    return common, mesh
+        stop=[stopping.parse(spec) for spec in config["stop"]] or None,
+        validation=(parts.x_val, parts.y_val) if len(parts.x_val) else None,
+        keep_best=config["keep_best"], mesh=mesh,
+        save_every=config["save_every"],
+    )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- training
-
-
-def _single_run(args, config, saved, parts, common) -> _Outcome:
-    """One run with a progress bar; a resumed run continues its state and its history."""
-    import jax.numpy as jnp
-    import numpy as np
-
-    from fungrad import checkpoint, train
-
-    init_key, train_key = _keys(config)
-    optimizer = _optimizer_factory(config)(config["learning_rate"])
-    params = _init_params(config, init_key)
-    initial_state = None
-    if saved is not None:
-        template = train.TrainState(
-            params, optimizer.init(params), jnp.zeros((), jnp.int32), train_key
-        )
-        initial_state = checkpoint.restore(args.resume, like=template).state
-    result = _fit_with_progress(
-        args, train, params, parts, common, optimizer, train_key, initial_state
-    )
-    history = {name: values.tolist() for name, values in result.history.items()}
-    if saved is not None:
-        history = {
-            name: list(np.asarray(saved.history.get(name, []))) + values
-            for name, values in history.items()
-        }
-    runs_history = [
-        {"learning_rate": config["learning_rate"], "seed": config["seed"], "history": history}
-    ]
-    return _Outcome(
-        result.params, result.state, result.stop_reason, result.epochs_run, history, runs_history
-    )
-
-
-def _fit_with_progress(args, train, params, parts, common, optimizer, key, initial_state):
-    bar = None
-    if not args.quiet and not args.json:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=common["epochs"], desc="epochs", unit="epoch", file=sys.stderr)
-
-    def callback(epoch, metrics):
-        if bar is None:
-            return
-        shown = {name: f"{value:.4g}" for name, value in metrics.items() if name != "grad_norm"}
-        bar.set_postfix(shown, refresh=False)
-        bar.update(1)
-
-    try:
-        return train.fit(
-            params,
-            parts.x_train,
-            parts.y_train,
-            optimizer=optimizer,
-            key=key,
-            callback=callback,
-            initial_state=initial_state,
-            **common,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _restarts(args, config, parts, common) -> _Outcome:
-    """Every restart x learning rate as one vmapped program; records the best in ``config``.
-
-    Sets ``config["best_run"]`` and ``config["learning_rate"]`` (the best run's rate).
-    """
+def _fit(config, prepared, writer, saved, common) -> _Outcome:
+    """One run, or every restart x learning rate as one vmapped program."""
     import jax
+    import jax.numpy as jnp
 
-    from fungrad import train
+    from fungrad import mlp, optim, train
 
-    init_key, train_key = _keys(config)
+    common["checkpoint"] = writer
+    devices = 1 if common["mesh"] is None else common["mesh"].size
+    init_key, train_key = jax.random.split(jax.random.key(config["seed"]))
+    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
+    resume = None if saved is None else writer.folder / "checkpoint.npz"
+
+    def init(key):
+        return mlp.init(key, config["sizes"], dtype=dtype, activation=config["activation"])
+
+    x, y = prepared.parts.x_train, prepared.parts.y_train
+    if writer.runs == 1:
+        optimizer = optim.from_name(
+            config["optimizer"], config["learning_rate"], beta=config["beta"]
+        )
+        params = init(init_key) if saved is None else saved.state.params
+        result = train.fit(
+            params, x, y, optimizer=optimizer, key=train_key, initial_state=resume, **common
+        )
+        return _Outcome(
+            [result.stop_reason], 0, result.diverged, result.epochs_run, result.best_epoch,
+            devices,
+        )  # fmt: skip
     grid = config["learning_rates"] or [config["learning_rate"]]
-    run_keys = jax.random.split(init_key, config["restarts"])
-    starts = [_init_params(config, k) for k in run_keys for _ in grid]
-    rates = [lr for _ in run_keys for lr in grid]
-    if not args.quiet and not args.json:
-        print(f"training {len(starts)} runs as one vmapped program ...", file=sys.stderr)
+    if saved is None:
+        starts = [init(k) for k in jax.random.split(init_key, config["restarts"]) for _ in grid]
+    else:
+        starts = saved.state.params
     result = train.fit_restarts(
-        starts,
-        parts.x_train,
-        parts.y_train,
-        optimizer=_optimizer_factory(config),
-        learning_rates=rates,
-        key=train_key,
-        **common,
-    )
-    best = result.best_index
-    runs_history = [
-        {
-            "learning_rate": rates[r],
-            "restart": r // len(grid),
-            "stop_reason": result.stop_reasons[r],
-            "history": {
-                name: values[r, : result.epochs_run[r]].tolist()
-                for name, values in result.history.items()
-            },
-        }
-        for r in range(len(starts))
-    ]
-    config["best_run"] = best
-    config["learning_rate"] = rates[best]
+        starts, x, y, optimizer=optim.factory(config["optimizer"], beta=config["beta"]),
+        learning_rates=[label["learning_rate"] for label in writer.labels], key=train_key,
+        initial_state=resume, **common,
+    )  # fmt: skip
+    best = writer.best_run = result.best_index
+    best_epoch = None if result.best_epochs is None else int(result.best_epochs[best])
     return _Outcome(
-        result.best_params,
-        jax.tree.map(lambda a: a[best], result.state),
-        result.stop_reasons[best],
-        int(result.epochs_run[best]),
-        runs_history[best]["history"],
-        runs_history,
-    )
+        result.stop_reasons, best, bool(result.diverged[best]), int(result.epochs_run[best]),
+        best_epoch, devices,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- results
 
 
-def _evaluate(config, params, parts) -> dict[str, dict[str, float]]:
-    """``{"train": metrics, "test": metrics}`` of ``params`` (no test part when it is empty)."""
-    from fungrad import train
+def _evaluate(run_folder: Path, prepared) -> dict[str, dict[str, float]]:
+    """The saved run's figures on the raw train and test parts (as ``fungrad evaluate``)."""
+    import numpy as np
 
-    options = dict(
-        loss=config["loss"],
-        activation=config["activation"],
-        output_activation=config["output_activation"],
-    )
-    evaluation = {"train": train.evaluate(params, parts.x_train, parts.y_train, **options)}
-    if len(parts.x_test):
-        evaluation["test"] = train.evaluate(params, parts.x_test, parts.y_test, **options)
+    from fungrad import runs
+
+    run = runs.load_run(run_folder)
+    classes = prepared.preprocessing["classes"]
+    raw = prepared.raw
+
+    def labels(y):
+        return y if classes is None else np.asarray(classes, dtype=object)[y]
+
+    evaluation = {"train": run.evaluate(raw.x_train, labels(raw.y_train))}
+    if len(raw.x_test):
+        evaluation["test"] = run.evaluate(raw.x_test, labels(raw.y_test))
     return evaluation
 
 
-def _write_outputs(args, config, outcome: _Outcome) -> list[Path]:
-    """Write the checkpoint, config, history and plot; return the paths written."""
-    from fungrad import checkpoint
-
-    checkpoint_path = checkpoint.save(
-        args.out / "checkpoint.npz", outcome.state, config=config, history=outcome.history
-    )
-    written = [Path(checkpoint_path), args.out / "config.json", args.out / "history.json"]
-    write_json(written[1], config)
-    best = config.get("best_run", 0)
-    write_json(written[2], {"runs": outcome.runs_history, "best_run": best})
-    if args.plot:
-        runs = [
-            {
-                "label": _run_label(run),
-                "history": run["history"],
-                "diverged": run.get("stop_reason", outcome.stop_reason).startswith("diverged"),
-            }
-            for run in outcome.runs_history
-        ]
-        sizes = "-".join(str(size) for size in config["sizes"])
-        title = f"{Path(str(config['data'])).name}: MLP {sizes}, {config['loss']}"
-        plot(args.out / "plot.png", runs, best, title=title)
-        written.append(args.out / "plot.png")
-    return written
-
-
-def _run_label(run: dict[str, Any]) -> str:
-    label = f"lr={run['learning_rate']:g}"
-    return label + (f", restart {run['restart']}" if "restart" in run else "")
-
-
-def _runs_table(runs_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for the restarts table: each run's final validation loss (or training loss)."""
-    rows = []
-    for index, run in enumerate(runs_history):
-        history = run["history"]
-        values = history.get("val_loss") or history.get("loss") or [None]
-        rows.append(
-            {
-                "run": index,
-                "learning_rate": run["learning_rate"],
-                "best_value": values[-1],
-                "epochs": len(history.get("loss", [])),
-                "stop_reason": run.get("stop_reason"),
-                "diverged": str(run.get("stop_reason", "")).startswith("diverged"),
-            }
+def _finish(args, config, prepared, writer, outcome, progress, interruption) -> int:
+    sizes = "-".join(str(size) for size in config["sizes"])
+    title = f"{Path(str(config['data'])).name}: MLP {sizes}, {config['loss']}"
+    written = writer.finish(outcome.reasons, args.plot, title)
+    where = folder.relative(writer.folder)
+    if interruption.signal is not None and any(
+        r.startswith("interrupted") for r in outcome.reasons
+    ):
+        print(
+            f"fungrad: {outcome.reasons[outcome.best_run]}; the run is saved in {where}; "
+            f"resume with: fungrad train --resume {where}",
+            file=sys.stderr,
         )
+        return interruption.exit_status
+    evaluation = _evaluate(writer.folder, prepared)
+    summary = _summary(config, writer, outcome, evaluation, progress, written)
+    write_json(writer.folder / "summary.json", summary)
+    summary["files"] = [str(path) for path in (*written, writer.folder / "summary.json")]
+    if args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    elif not args.quiet:
+        print_summary(summary)
+    if interruption.signal is not None:
+        print(
+            f"fungrad: interrupted by {interruption.name}; the finished run is saved in {where}",
+            file=sys.stderr,
+        )
+        return interruption.exit_status
+    if outcome.diverged:
+        print(
+            f"fungrad: the run diverged ({outcome.reasons[outcome.best_run]}); its last finite "
+            f"state is saved in {where}",
+            file=sys.stderr,
+        )
+        return DIVERGED_STATUS
+    return 0
+
+
+def _best_figures(writer, outcome) -> dict[str, Any]:
+    if outcome.best_epoch is None:
+        return {}
+    history = writer.runs_history()[outcome.best_run]["history"]
+    figures = {"best_epoch": outcome.best_epoch, "best_metric": writer.saved_config["keep_best"]}
+    for name in ("val_loss", "val_accuracy"):
+        if name in history and outcome.best_epoch > 0:
+            figures["best_" + name] = history[name][outcome.best_epoch - 1]
+    return figures
+
+
+def _runs_table(writer, outcome) -> list[dict[str, Any]]:
+    from fungrad.cli.writer import ranking
+
+    runs = writer.runs_history(outcome.reasons)
+    metric, mode = ranking(writer.saved_config, runs[0]["history"])
+    pick = min if mode == "min" else max
+    rows = []
+    for index, run in enumerate(runs):
+        finite = [v for v in run["history"].get(metric, []) if v == v and abs(v) != float("inf")]
+        rows.append({
+            "run": index, "learning_rate": run["learning_rate"], "seed": run["seed"],
+            "best_value": pick(finite) if finite else None,
+            "epochs": len(run["history"]["loss"]), "stop_reason": run["stop_reason"],
+            "diverged": run["diverged"],
+        })  # fmt: skip
     return rows
 
 
-def _print_for_people(summary, config, outcome: _Outcome, written: list[Path]) -> None:
-    shown = {key: value for key, value in summary.items() if key != "checkpoint"}
-    shown["files"] = [str(path) for path in written]
-    if len(outcome.runs_history) > 1:
-        shown["runs_table"] = _runs_table(outcome.runs_history)
-        shown["best_run"] = config["best_run"]
-        shown["best_metric"] = "val_loss" if "val_loss" in outcome.history else "loss"
-    print_summary(shown)
-
-
-def _summary(config, outcome: _Outcome, evaluation, wall: float, mesh, checkpoint_path):
+def _summary(config, writer, outcome, evaluation, progress, written) -> dict[str, Any]:
     """The summary printed by ``--json`` (and, for people, by ``print_summary``)."""
     import jax
 
-    return {
-        "data": config["data"],
-        "sizes": config["sizes"],
-        "loss": config["loss"],
-        "optimizer": config["optimizer"],
-        "learning_rate": config["learning_rate"],
-        "epochs_run": outcome.epochs_run,
-        "stop_reason": outcome.stop_reason,
-        "wall_time_s": round(wall, 3),
-        "backend": jax.default_backend(),
-        "devices": 1 if mesh is None else mesh.size,
-        "runs": len(outcome.runs_history),
-        "checkpoint": str(checkpoint_path),
-        **{
-            f"{part}_{name}": value
-            for part, metrics in evaluation.items()
-            for name, value in metrics.items()
-        },
-    }
+    compile_s, train_s = progress.timings()
+    summary = {
+        "data": config["data"], "sizes": config["sizes"], "loss": config["loss"],
+        "parameters": parameter_count(config["sizes"]), "optimizer": config["optimizer"],
+        "learning_rate": writer.labels[outcome.best_run]["learning_rate"],
+        "epochs_run": outcome.epochs_run, "stop_reason": outcome.reasons[outcome.best_run],
+        **_best_figures(writer, outcome),
+        **{f"{part}_{name}": value for part, figures in evaluation.items()
+           for name, value in figures.items()},
+        "compile_time_s": round(compile_s, 3), "train_time_s": round(train_s, 3),
+        "wall_time_s": round(time.perf_counter() - progress.started, 3),
+        "backend": jax.default_backend(), "devices": outcome.devices,
+        "runs": writer.runs, "best_run": outcome.best_run, "diverged": outcome.diverged,
+        "run_folder": str(writer.folder), "checkpoint": str(writer.folder / "checkpoint.npz"),
+    }  # fmt: skip
+    if writer.runs > 1:
+        summary["runs_table"] = _runs_table(writer, outcome)
+        summary["best_metric"] = summary.get("best_metric") or writer.saved_config.get("keep_best")
+    return summary

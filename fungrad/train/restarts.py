@@ -169,16 +169,24 @@ def _select_metric(program, select, mode) -> tuple[str, str]:
     return metric, stopping.direction(metric, mode)
 
 
-def _rank(carry: Carry, history, metric: str, mode: str) -> int:
-    """The best run: by ``metric`` at each run's best epoch (``keep_best``) or its last."""
-    epochs_run = np.asarray(carry.epoch)
+def rank_runs(history, epochs_run, best_epochs, metric: str, mode: str) -> int:
+    """The best run: by ``metric`` at each run's best epoch (if kept) or its last epoch.
+
+    A run whose figure is not finite never wins unless no run has a finite one (then 0).
+    """
+    epochs_run = np.asarray(epochs_run)
     at = epochs_run - 1
-    if carry.best is not None:
-        best_epochs = np.asarray(carry.best.epoch)
+    if best_epochs is not None:
+        best_epochs = np.asarray(best_epochs)
         at = np.where(best_epochs > 0, best_epochs - 1, at)
-    figures = history[metric][np.arange(len(at)), np.maximum(at, 0)]
+    figures = np.asarray(history[metric])[np.arange(len(at)), np.maximum(at, 0)]
     score = np.where(np.isfinite(figures), figures if mode == "min" else -figures, np.inf)
     return int(np.argmin(score))
+
+
+def _rank(carry: Carry, history, metric: str, mode: str) -> int:
+    best_epochs = None if carry.best is None else carry.best.epoch
+    return rank_runs(history, carry.epoch, best_epochs, metric, mode)
 
 
 def fit_restarts(

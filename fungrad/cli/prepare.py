@@ -1,0 +1,93 @@
+"""The data and model of a run: load, split, fit the preprocessing, size the network.
+
+Everything fitted here is fitted on the training part only, and recorded in the run's
+``preprocessing`` settings (feature names, standardisation, task, class names, target
+scaling) so that a saved run applies the same steps to new raw rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fungrad.cli import UsageError
+
+
+class Prepared(NamedTuple):
+    """A run's data: ``raw`` as loaded and split, ``parts`` preprocessed for training."""
+
+    raw: Any  # fungrad.data.Split of the rows as loaded
+    parts: Any  # the same split, standardised and cast to the run's dtype
+    loss: str
+    sizes: list[int]
+    preprocessing: dict[str, Any]
+
+
+def label_column(config) -> int | str:
+    """``--label-column`` as the loader takes it: an index when it is a number."""
+    column = config["label_column"]
+    if isinstance(column, str) and column.lstrip("-").isdigit():
+        return int(column)
+    return column
+
+
+def _loss(config, dataset) -> str:
+    """``--loss auto``: softmax cross-entropy for class labels, l2 for real targets."""
+    if config["loss"] != "auto":
+        return config["loss"]
+    return "softmax_cross_entropy" if dataset.n_classes is not None else "l2"
+
+
+def _output_width(loss: str, dataset) -> int:
+    """The last layer's width: one unit per class, one for a binary sigmoid, else the targets'."""
+    if dataset.n_classes is not None and loss == "softmax_cross_entropy":
+        return dataset.n_classes
+    if dataset.n_classes == 2 and loss == "sigmoid_binary_cross_entropy":
+        return 1
+    if dataset.n_classes is not None:
+        raise UsageError(
+            f"--loss: {loss} needs real-valued targets or two classes, but the data have "
+            f"{dataset.n_classes} classes; use softmax_cross_entropy"
+        )
+    return 1 if dataset.y.ndim == 1 else dataset.y.shape[1]
+
+
+def _preprocessing(dataset, standardize) -> dict[str, Any]:
+    return {
+        "features": dataset.features,
+        "n_features": int(dataset.x.shape[1]),
+        "standardize": None
+        if standardize is None
+        else {"mean": standardize.mean.tolist(), "std": standardize.std.tolist()},
+        "task": "classification" if dataset.n_classes is not None else "regression",
+        "classes": dataset.classes,
+        "target": None,
+    }
+
+
+def prepare(config) -> Prepared:
+    """Load, split, standardise (on the training part's statistics) and cast the data."""
+    from fungrad import data
+
+    dataset = data.load(config["data"], label_column=label_column(config), labels=config["labels"])
+    raw = data.split(
+        dataset.x, dataset.y, seed=config["seed"], validation=config["validation"],
+        test=config["test"],
+    )  # fmt: skip
+    standardize = data.fit_standardizer(raw.x_train) if config["standardize"] else None
+    dtype = np.float64 if config["dtype"] == "float64" else np.float32
+    parts = raw
+    for name in ("x_train", "x_val", "x_test"):
+        x = getattr(raw, name)
+        parts = parts._replace(
+            **{name: (x if standardize is None else standardize(x)).astype(dtype)}
+        )
+    loss = _loss(config, dataset)
+    sizes = [dataset.x.shape[1], *config["hidden"], _output_width(loss, dataset)]
+    return Prepared(raw, parts, loss, sizes, _preprocessing(dataset, standardize))
+
+
+def parameter_count(sizes: list[int]) -> int:
+    """The number of weights and biases of an MLP with these layer sizes."""
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

@@ -1,0 +1,62 @@
+"""What moves on screen while a run trains, and the timings of its epochs.
+
+One run gets a progress bar with the latest metrics; restarts (one compiled program that
+returns to the host about once a second) get the furthest epoch reached and the elapsed
+time. The same callback turns a received SIGINT/SIGTERM into
+:class:`fungrad.StopTraining`, so the run ends at the epoch boundary and saves.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from fungrad.cli.signals import Interruption
+
+
+class Progress:
+    """The ``callback`` of ``fit``/``fit_restarts`` for the command line; also times epochs."""
+
+    def __init__(self, total: int, first: int, shown: bool, interruption: Interruption):
+        self.interruption = interruption
+        self.started = time.perf_counter()
+        self.times: list[float] = []  # seconds at which each callback came
+        self.first = first  # epochs already run (a resumed run)
+        self.bar = None
+        if shown:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=first, desc="epochs", unit="epoch", file=sys.stderr
+            )
+
+    def __call__(self, epoch: int, metrics) -> None:
+        from fungrad.train import StopTraining
+
+        self.times.append(time.perf_counter())
+        if self.bar is not None:
+            if all(isinstance(value, float) for value in metrics.values()):
+                shown = {n: f"{v:.4g}" for n, v in metrics.items() if n != "grad_norm"}
+                self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(epoch + 1 - self.bar.n)
+        if self.interruption.signal is not None:
+            raise StopTraining(f"interrupted by {self.interruption.name} after epoch {epoch + 1}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def timings(self) -> tuple[float, float]:
+        """``(compile_s, train_s)``: the first call's extra time over a typical epoch, the rest.
+
+        The first epoch's time includes compiling the program; the compile time is estimated
+        as that time less the median time of the later epochs.
+        """
+        if not self.times:
+            return 0.0, 0.0
+        total = self.times[-1] - self.started
+        steps = [b - a for a, b in zip(self.times[:-1], self.times[1:], strict=True)]
+        first = self.times[0] - self.started
+        typical = sorted(steps)[len(steps) // 2] if steps else 0.0
+        compile_s = max(first - typical, 0.0)
+        return compile_s, total - compile_s

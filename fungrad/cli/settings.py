@@ -1,0 +1,93 @@
+"""A run's settings: from the command line for a new run, from its checkpoint when resumed.
+
+A resumed run keeps every training setting it was started with. ``--epochs`` sets a new
+total cap, and the options that change nothing in the numbers (``--save-every``,
+``--devices``, ``--quiet``, ``--json``, ``--no-plot``) may differ; any other training option
+given with a value other than the saved one is a usage error naming both values.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fungrad.cli import UsageError
+
+RUN_FORMAT = "fungrad-run"
+
+TRAINING = (
+    "data", "labels", "label_column", "validation", "test", "standardize", "hidden",
+    "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
+    "batch_size", "stop", "gradients", "restarts", "learning_rates", "seed", "keep_best",
+)  # fmt: skip
+FREE = ("epochs", "save_every", "devices", "quiet", "json", "plot", "resume")
+_FLAGS = {"standardize": "--no-standardize", "plot": "--no-plot"}
+
+
+def flag(name: str) -> str:
+    """The option a setting comes from: ``learning_rate`` -> ``--learning-rate``."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _value(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _keep_best(args: argparse.Namespace) -> str | None:
+    if args.keep_best is False:
+        return None
+    metric = args.keep_best or ("val_loss" if args.validation > 0 else None)
+    if metric and metric.startswith("val_") and args.validation == 0:
+        raise UsageError(f"--keep-best: {metric} needs a validation split (--validation > 0)")
+    return metric
+
+
+def new_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of a new run, resolved (default learning rate, keep-best metric)."""
+    config: dict[str, Any] = {"format": RUN_FORMAT, "version": 1}
+    for name in (*TRAINING, "epochs", "save_every"):
+        config[name] = _value(getattr(args, name))
+    if config["learning_rate"] is None:
+        config["learning_rate"] = 0.001 if args.optimizer == "adam" else 0.05
+    config["keep_best"] = _keep_best(args)
+    return config
+
+
+def _upgraded(saved: dict, path: Path) -> dict:
+    """A saved config in today's layout; a checkpoint without command-line settings is refused."""
+    if saved.get("format") == RUN_FORMAT:
+        return dict(saved)
+    if "fit" in saved or "sizes" not in saved or "data" not in saved:
+        raise UsageError(
+            f"--resume: {path} holds no command-line settings (was it saved from the Python "
+            "API?); continue it with fungrad.fit(..., initial_state=PATH)"
+        )
+    # A run folder written before run folders had a format marker.
+    return {
+        "format": RUN_FORMAT, "version": 1, "keep_best": None, "save_every": 10.0,
+        **{k: v for k, v in saved.items() if k not in ("best_run",)},
+    }  # fmt: skip
+
+
+def resumed_config(
+    args: argparse.Namespace, given: set[str], saved: dict, path: Path
+) -> dict[str, Any]:
+    """The saved settings, checked against the options given with ``--resume``."""
+    config = _upgraded(saved, path)
+    for name in ("out", "overwrite"):
+        if name in given:
+            raise UsageError(
+                f"{flag(name)}: a resumed run continues in its own folder ({path}); leave it out"
+            )
+    for name in sorted(given & set(TRAINING)):
+        value = _keep_best(args) if name == "keep_best" else _value(getattr(args, name))
+        if value != config.get(name):
+            raise UsageError(
+                f"{flag(name)}: the run in {path} was trained with {config.get(name)!r}, got "
+                f"{value!r}; a resumed run keeps its settings (start a new run to change them)"
+            )
+    for name in ("epochs", "save_every"):
+        if name in given:
+            config[name] = getattr(args, name)
+    return config
