@@ -1,13 +1,17 @@
-"""The ``fungrad`` command line: ``fungrad train`` and ``fungrad check``.
+"""The ``fungrad`` command line: ``fungrad train``, ``predict``, ``evaluate`` and ``check``.
 
 ``fungrad train`` with no arguments trains an MLP on the bundled handwritten digits and writes
-a checkpoint, the history, the config and a plot to the output folder. ``fungrad check`` holds
-the backprop engine against ``jax.grad`` on random architectures on whatever backend is present.
-A user mistake prints one line and exits with status 2; no traceback.
+a run folder (``runs/run-NNN``): the checkpoint, saved during training, the config, the
+history, a plot and a summary. ``fungrad predict`` and ``fungrad evaluate`` apply a saved run
+to new data. ``fungrad check`` holds the backprop engine against ``jax.grad`` on random
+architectures on whatever backend is present. A user mistake prints one line and exits with
+status 2; no traceback.
 
-One module per part: ``parser`` (arguments and their types), ``train`` and ``check`` (the
-subcommands), ``outputs`` (summary, JSON and plot). The subcommands are imported only when
-they run, so ``fungrad --help`` never imports JAX.
+One module per part: ``parser`` (arguments and their types); the subcommands ``train``,
+``predict``, ``evaluate`` and ``check``; for training, ``settings`` (new or resumed),
+``prepare`` (data and model), ``folder`` (the run folder), ``writer`` (saves),
+``progress``, ``signals``; ``outputs`` (summary, JSON and plot). The subcommands are imported
+only when they run.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success, 1 when ``fungrad check`` finds a disagreement, 2 for a user mistake
         (one line on standard error, no traceback; ``FUNGRAD_DEBUG=1`` shows the traceback of
-        a ``ValueError``/``TypeError``/``OSError``), 130 when interrupted.
+        a ``ValueError``/``TypeError``/``OSError``), 3 when training diverged (its last finite
+        state saved), 130 / 143 when SIGINT / SIGTERM stopped training (after saving).
     """
     from fungrad.checkpoint import CheckpointError
     from fungrad.cli.parser import build_parser
@@ -67,6 +72,14 @@ def _run_command(args) -> int:
         from fungrad.cli.train import run_train
 
         return run_train(args)
+    if args.command == "predict":
+        from fungrad.cli.predict import run_predict
+
+        return run_predict(args)
+    if args.command == "evaluate":
+        from fungrad.cli.evaluate import run_evaluate
+
+        return run_evaluate(args)
     from fungrad.cli.check import run_check
 
     return run_check(args)

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fungrad",
         description="Train neural networks with fungrad, a functional JAX framework.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,check}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,predict,evaluate,check}", parser_class=_Parser)
 
     train = sub.add_parser(
         "train",
@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(train.add_argument_group("model"))
     _add_optimization_options(train.add_argument_group("optimization"))
     _add_output_options(train.add_argument_group("output"))
+    from fungrad.cli.evaluate import add_evaluate_parser
+    from fungrad.cli.predict import add_predict_parser
+
+    add_predict_parser(sub)
+    add_evaluate_parser(sub)
     _add_check(sub)
     parser.subcommands = dict(sub.choices)
     return parser
