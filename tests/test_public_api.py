@@ -10,6 +10,11 @@ CORE_NAMES = (
     "Activation",
     "Loss",
     "register_activation",
+    "fit",
+    "fit_restarts",
+    "StopTraining",
+    "load_run",
+    "Run",
 )
 
 
@@ -39,3 +44,9 @@ def test_reexports_are_the_module_objects():
     assert fungrad.Activation is fungrad.activations.Activation
     assert fungrad.Loss is fungrad.losses.Loss
     assert fungrad.register_activation is fungrad.activations.register_activation
+
+
+def test_training_and_runs_are_reexported():
+    assert fungrad.fit is fungrad.train.fit
+    assert fungrad.StopTraining is fungrad.train.StopTraining
+    assert fungrad.load_run is fungrad.runs.load_run
