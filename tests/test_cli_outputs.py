@@ -7,14 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from fungrad.cli.outputs import (
-    clip_level,
-    draw_history,
-    plot,
-    print_summary,
-    restarts_table,
-    write_json,
-)
+from fungrad.cli.plot import clip_level, draw_history, plot
+from fungrad.cli.summary import print_summary, restarts_table, write_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

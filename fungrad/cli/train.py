@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fungrad.cli import UsageError, folder
-from fungrad.cli.outputs import print_summary, write_json
+from fungrad.cli.summary import print_summary, write_json
 from fungrad.cli.prepare import parameter_count, prepare
 from fungrad.cli.progress import Progress
 from fungrad.cli.settings import new_config, resumed_config

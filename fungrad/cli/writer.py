@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fungrad.cli.outputs import plot, write_json
+from fungrad.cli.plot import plot
+from fungrad.cli.summary import write_json
 
 
 def run_labels(config) -> list[dict[str, Any]]:
