@@ -34,8 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fungrad import checkpoint, data, mlp
-from fungrad.checkpoint import archive
+from fungrad import _saved_run, data, mlp
+from fungrad._saved_run import (
+    class_indices,
+    class_labels,
+    feature_names,
+    label_column_of,
+    output_head,
+    params_dtype,
+    saved_test_part,
+    scaling,
+)
 from fungrad.losses import get_loss
 from fungrad.train import evaluate as evaluate_mlp
 
@@ -87,22 +96,14 @@ class Run:
         self.task = preprocessing.get("task") or (
             "classification" if self._loss.classification else "regression"
         )
-        self._head = _head(self._loss.name, n_outputs) if self.task == "classification" else None
-        self.classes = _classes(preprocessing.get("classes"), self._head, n_outputs, path)
-        self.features = preprocessing.get("features")
-        if self.features is not None and len(self.features) != self.n_features:
-            raise checkpoint.CheckpointError(
-                f"{path}: damaged run config: {len(self.features)} feature names for a model "
-                f"of {self.n_features} inputs"
-            )
-        label_column = str(config.get("label_column", "-1"))
-        self.label_column = (
-            int(label_column) if label_column.lstrip("-").isdigit() else label_column
-        )
+        self._head = output_head(self._loss.name, n_outputs, self.task)
+        self.classes = class_labels(preprocessing.get("classes"), self._head, n_outputs, path)
+        self.features = feature_names(preprocessing.get("features"), self.n_features, path)
+        self.label_column = label_column_of(config)
         self._dtype = np.dtype(params[0]["w"].dtype)
         self._from_command_line = config.get("format") == "fungrad-run"
-        self._standardize = _scaling(preprocessing.get("standardize"), self.n_features, path)
-        self._target = _scaling(preprocessing.get("target"), n_outputs, path)
+        self._standardize = scaling(preprocessing.get("standardize"), self.n_features, path)
+        self._target = scaling(preprocessing.get("target"), n_outputs, path)
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, mlp.layer_sizes(self.params)))
@@ -165,21 +166,7 @@ class Run:
         Raises:
             ValueError: if the run was not written by ``fungrad train`` or kept no test part.
         """
-        config = self.config
-        if not self._from_command_line:
-            raise ValueError(
-                f"{self.path}: the run records no training data (it was not written by "
-                "fungrad train); evaluate it on labelled rows instead"
-            )
-        if not config.get("test"):
-            raise ValueError(f"{self.path}: the run kept no test part (test=0)")
-        dataset = data.load(
-            config["data"], label_column=self.label_column, labels=config.get("labels")
-        )
-        parts = data.split(dataset.x, dataset.y, seed=config["seed"],
-                           validation=config["validation"], test=config["test"])  # fmt: skip
-        y = parts.y_test
-        return parts.x_test, y if dataset.classes is None else np.asarray(dataset.classes)[y]
+        return saved_test_part(self.config, self.label_column, self.path)
 
     # ----------------------------------------------------------------------- predicting
 
@@ -275,7 +262,7 @@ class Run:
         options = dict(loss=self._loss, activation=self._activation,
                        output_activation=self._output_activation)  # fmt: skip
         if self.task == "classification":
-            targets = y if self.classes is None else _class_indices(y, self.classes)
+            targets = y if self.classes is None else class_indices(y, self.classes)
             return evaluate_mlp(self.params, x, targets, **options)
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y: expected real-valued targets, got dtype {y.dtype}")
@@ -290,130 +277,6 @@ class Run:
 
 
 # --------------------------------------------------------------------------- reading a run
-
-
-def _head(loss: str, n_outputs: int) -> str:
-    """What turns a classifier's outputs into scores."""
-    if loss == "sigmoid_binary_cross_entropy":
-        return "sigmoid_pair" if n_outputs == 1 else "sigmoid"
-    return "softmax"
-
-
-def _classes(saved: list | None, head: str | None, n_outputs: int, path: Path) -> list | None:
-    """The class labels in output order: the saved ones, else ``0..C-1`` for a classifier."""
-    if head is None or head == "sigmoid":  # regression, or independent sigmoid outputs
-        return saved
-    expected = 2 if head == "sigmoid_pair" else n_outputs
-    if saved is None:
-        return list(range(expected))
-    if len(saved) != expected:
-        raise checkpoint.CheckpointError(
-            f"{path}: damaged run config: {len(saved)} classes for a model of {n_outputs} outputs"
-        )
-    return saved
-
-
-def _scaling(saved: dict | None, width: int, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """A saved ``{"mean", "std"}`` as float32 arrays of ``width`` values, or ``None``."""
-    if saved is None:
-        return None
-    mean, std = (np.asarray(saved[name], np.float32).reshape(-1) for name in ("mean", "std"))
-    if mean.shape != (width,) or std.shape != (width,):
-        raise checkpoint.CheckpointError(
-            f"{path}: damaged run config: a scaling of {mean.shape[0]} means and "
-            f"{std.shape[0]} standard deviations for {width} values"
-        )
-    return mean, std
-
-
-def _class_indices(y: np.ndarray, classes: list) -> np.ndarray:
-    """Each label's index in ``classes``; an unknown label raises, naming it."""
-    if y.ndim != 1:
-        raise ValueError(f"y: expected one class label per row, shape (n,), got {y.shape}")
-    index = {label: i for i, label in enumerate(classes)}
-    values, inverse = np.unique(y, return_inverse=True)
-    mapped = np.empty(values.shape[0], np.int64)
-    for i, value in enumerate(values):
-        key = value.item() if isinstance(value, np.generic) else value
-        if key not in index:
-            shown = ", ".join(map(repr, classes[:10])) + (", ..." if len(classes) > 10 else "")
-            raise ValueError(f"y: label {key!r} is not one of the run's classes ({shown})")
-        mapped[i] = index[key]
-    return mapped[inverse.reshape(-1)]
-
-
-def _checkpoint_file(path) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            f"path: expected a run folder or checkpoint path, got {type(path).__name__}"
-        )
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "checkpoint.npz").is_file():
-            raise checkpoint.CheckpointError(
-                f"{path}: not a run folder: it holds no checkpoint.npz"
-            )
-        return path / "checkpoint.npz"
-    if not path.exists():
-        raise checkpoint.CheckpointNotFoundError(f"{path}: no such run folder or checkpoint")
-    return path
-
-
-def params_dtype(path: str | os.PathLike) -> np.dtype:
-    """The dtype of a saved run's parameters, read from the checkpoint's metadata alone.
-
-    ``fungrad predict`` and ``fungrad evaluate`` switch on double precision when it says
-    ``float64``, as ``fungrad train`` did for that run.
-
-    Raises:
-        CheckpointError: if ``path`` is neither a run folder nor a checkpoint.
-    """
-    file = _checkpoint_file(path)
-    with archive.open_archive(file) as opened:
-        meta = archive.read_meta(opened, file)
-    leaves = meta.get("leaves") or []
-    dtypes = [leaf.get("dtype") for leaf in leaves if str(leaf.get("path")).startswith(".params")]
-    return np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
-
-
-def _select_run(config: dict, best) -> int:
-    """Which of the stacked runs predicts: the saved ``best_run``, or the best by value."""
-    if "best_run" in config:
-        return int(config["best_run"])
-    if best is None:
-        return 0
-    value = np.asarray(best.value, np.float64)
-    score = value if best.mode == "min" else -value
-    score = np.where(np.isfinite(score) & (np.asarray(best.epoch) > 0), score, np.inf)
-    return int(np.argmin(score))
-
-
-def _history_of(history: dict, run: int | None, progress: dict) -> dict:
-    """The history of one run, trimmed to the epochs it ran."""
-    if run is None:
-        return {name: np.asarray(values) for name, values in history.items()}
-    epochs = np.asarray(progress["epoch"]).reshape(-1) if "epoch" in progress else None
-    chosen = {}
-    for name, values in history.items():
-        row = np.asarray(values)[run] if np.ndim(values) == 2 else np.asarray(values)
-        if epochs is not None and epochs.shape[0] > run:
-            row = row[: int(epochs[run])]
-        chosen[name] = row
-    return chosen
-
-
-def _chosen_params(saved, run: int | None):
-    """``(params, last_params, best_epoch)`` of the run that predicts."""
-    pick = (
-        (lambda tree: tree) if run is None else (lambda tree: jax.tree.map(lambda a: a[run], tree))
-    )
-    last = pick(saved.state.params)
-    if saved.best is None:
-        return last, last, None
-    epoch = int(np.asarray(saved.best.epoch).reshape(-1)[0 if run is None else run])
-    if epoch <= 0:
-        return last, last, None
-    return pick(saved.best.params), last, epoch
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -432,34 +295,6 @@ def load_run(path: str | os.PathLike) -> Run:
             without a model description (``config["fit"]``) or of a model other than an MLP.
         ValueError: for a float64 run while JAX's double precision is off.
     """
-    file = _checkpoint_file(path)
-    if params_dtype(file) == np.float64 and not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"{file}: the run's parameters are float64; switch on double precision first: "
-            "jax.config.update('jax_enable_x64', True)"
-        )
-    saved = checkpoint.restore(file)
-    config = saved.config
-    fit = config.get("fit")
-    if not isinstance(fit, dict):
-        raise checkpoint.CheckpointError(
-            f"{file}: the checkpoint has no model description (config['fit']); load_run reads "
-            "run folders of fungrad train and checkpoints of fit(..., checkpoint=...)"
-        )
-    if fit.get("model") != "mlp":
-        raise checkpoint.CheckpointError(
-            f"{file}: the checkpoint holds a {fit.get('model')!r} model; load_run predicts "
-            "with MLPs only (model 'mlp')"
-        )
-    try:
-        params = saved.state.params
-        stacked = jnp.ndim(params[0]["w"]) == 3
-        run = _select_run(config, saved.best) if stacked else None
-        chosen, last, best_epoch = _chosen_params(saved, run)
-        mlp.check_params(chosen)
-        history = _history_of(saved.history, run, saved.progress)
-        return Run(file, config, history, chosen, last, best_epoch)
-    except checkpoint.CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise checkpoint.CheckpointError(f"{file}: damaged run ({error})") from error
+    file, saved = _saved_run.read_checkpoint(path)
+    with _saved_run.damage_reported(file):
+        return Run(file, saved.config, *_saved_run.choose(saved))
