@@ -271,6 +271,10 @@ def _add_optimization_options(optimization) -> None:
         choices=("backprop", "autodiff"),
         help="gradient source: fungrad's hand-written backprop or jax.value_and_grad (default: backprop)",
     )
+    _add_run_options(optimization)
+
+
+def _add_run_options(optimization) -> None:
     optimization.add_argument(
         "--restarts",
         type=_positive_int,

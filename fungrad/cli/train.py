@@ -11,32 +11,19 @@ boundary, after saving (exit 130/143); a diverged run exits 3 with its last fini
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from fungrad.cli import UsageError, folder
-from fungrad.cli.summary import print_summary, write_json
-from fungrad.cli.prepare import parameter_count, prepare
+from fungrad.cli.prepare import prepare
 from fungrad.cli.progress import Progress
+from fungrad.cli.results import Outcome, finish
 from fungrad.cli.settings import new_config, resumed_config
 from fungrad.cli.signals import Interruption, interruptible
 from fungrad.cli.writer import RunWriter
 
 __all__ = ["run_train"]
-
-DIVERGED_STATUS = 3
-
-
-class _Outcome(NamedTuple):
-    reasons: list[str]  # one per run
-    best_run: int
-    diverged: bool  # the run that predicts diverged
-    epochs_run: int
-    best_epoch: int | None
-    devices: int
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -107,7 +94,7 @@ def _train(args, interruption: Interruption) -> int:
         outcome = _fit(config, prepared, writer, saved, dict(common, callback=progress))
     finally:
         progress.close()
-    return _finish(args, config, prepared, writer, outcome, progress, interruption)
+    return finish(args, config, prepared, writer, outcome, progress, interruption)
 
 
 def _shown(args) -> bool:
@@ -159,7 +146,7 @@ def _fit_options(config, prepared, devices) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _fit(config, prepared, writer, saved, common) -> _Outcome:
+def _fit(config, prepared, writer, saved, common) -> Outcome:
     """One run, or every restart x learning rate as one vmapped program."""
     import jax
     import jax.numpy as jnp
@@ -184,7 +171,7 @@ def _fit(config, prepared, writer, saved, common) -> _Outcome:
         result = train.fit(
             params, x, y, optimizer=optimizer, key=train_key, initial_state=resume, **common
         )
-        return _Outcome(
+        return Outcome(
             [result.stop_reason], 0, result.diverged, result.epochs_run, result.best_epoch,
             devices,
         )  # fmt: skip
@@ -200,121 +187,7 @@ def _fit(config, prepared, writer, saved, common) -> _Outcome:
     )  # fmt: skip
     best = writer.best_run = result.best_index
     best_epoch = None if result.best_epochs is None else int(result.best_epochs[best])
-    return _Outcome(
+    return Outcome(
         result.stop_reasons, best, bool(result.diverged[best]), int(result.epochs_run[best]),
         best_epoch, devices,
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- results
-
-
-def _evaluate(run_folder: Path, prepared) -> dict[str, dict[str, float]]:
-    """The saved run's figures on the raw train and test parts (as ``fungrad evaluate``)."""
-    import numpy as np
-
-    from fungrad import runs
-
-    run = runs.load_run(run_folder)
-    classes = prepared.preprocessing["classes"]
-    raw = prepared.raw
-
-    def labels(y):
-        return y if classes is None else np.asarray(classes, dtype=object)[y]
-
-    evaluation = {"train": run.evaluate(raw.x_train, labels(raw.y_train))}
-    if len(raw.x_test):
-        evaluation["test"] = run.evaluate(raw.x_test, labels(raw.y_test))
-    return evaluation
-
-
-def _finish(args, config, prepared, writer, outcome, progress, interruption) -> int:
-    sizes = "-".join(str(size) for size in config["sizes"])
-    title = f"{Path(str(config['data'])).name}: MLP {sizes}, {config['loss']}"
-    written = writer.finish(outcome.reasons, args.plot, title)
-    where = folder.relative(writer.folder)
-    if interruption.signal is not None and any(
-        r.startswith("interrupted") for r in outcome.reasons
-    ):
-        print(
-            f"fungrad: {outcome.reasons[outcome.best_run]}; the run is saved in {where}; "
-            f"resume with: fungrad train --resume {where}",
-            file=sys.stderr,
-        )
-        return interruption.exit_status
-    evaluation = _evaluate(writer.folder, prepared)
-    summary = _summary(config, writer, outcome, evaluation, progress, written)
-    write_json(writer.folder / "summary.json", summary)
-    summary["files"] = [str(path) for path in (*written, writer.folder / "summary.json")]
-    if args.json:
-        print(json.dumps(summary, indent=2, default=float))
-    elif not args.quiet:
-        print_summary(summary)
-    if interruption.signal is not None:
-        print(
-            f"fungrad: interrupted by {interruption.name}; the finished run is saved in {where}",
-            file=sys.stderr,
-        )
-        return interruption.exit_status
-    if outcome.diverged:
-        print(
-            f"fungrad: the run diverged ({outcome.reasons[outcome.best_run]}); its last finite "
-            f"state is saved in {where}",
-            file=sys.stderr,
-        )
-        return DIVERGED_STATUS
-    return 0
-
-
-def _best_figures(writer, outcome) -> dict[str, Any]:
-    if outcome.best_epoch is None:
-        return {}
-    history = writer.runs_history()[outcome.best_run]["history"]
-    figures = {"best_epoch": outcome.best_epoch, "best_metric": writer.saved_config["keep_best"]}
-    for name in ("val_loss", "val_accuracy"):
-        if name in history and outcome.best_epoch > 0:
-            figures["best_" + name] = history[name][outcome.best_epoch - 1]
-    return figures
-
-
-def _runs_table(writer, outcome) -> list[dict[str, Any]]:
-    from fungrad.cli.writer import ranking
-
-    runs = writer.runs_history(outcome.reasons)
-    metric, mode = ranking(writer.saved_config, runs[0]["history"])
-    pick = min if mode == "min" else max
-    rows = []
-    for index, run in enumerate(runs):
-        finite = [v for v in run["history"].get(metric, []) if v == v and abs(v) != float("inf")]
-        rows.append({
-            "run": index, "learning_rate": run["learning_rate"], "seed": run["seed"],
-            "best_value": pick(finite) if finite else None,
-            "epochs": len(run["history"]["loss"]), "stop_reason": run["stop_reason"],
-            "diverged": run["diverged"],
-        })  # fmt: skip
-    return rows
-
-
-def _summary(config, writer, outcome, evaluation, progress, written) -> dict[str, Any]:
-    """The summary printed by ``--json`` (and, for people, by ``print_summary``)."""
-    import jax
-
-    compile_s, train_s = progress.timings()
-    summary = {
-        "data": config["data"], "sizes": config["sizes"], "loss": config["loss"],
-        "parameters": parameter_count(config["sizes"]), "optimizer": config["optimizer"],
-        "learning_rate": writer.labels[outcome.best_run]["learning_rate"],
-        "epochs_run": outcome.epochs_run, "stop_reason": outcome.reasons[outcome.best_run],
-        **_best_figures(writer, outcome),
-        **{f"{part}_{name}": value for part, figures in evaluation.items()
-           for name, value in figures.items()},
-        "compile_time_s": round(compile_s, 3), "train_time_s": round(train_s, 3),
-        "wall_time_s": round(time.perf_counter() - progress.started, 3),
-        "backend": jax.default_backend(), "devices": outcome.devices,
-        "runs": writer.runs, "best_run": outcome.best_run, "diverged": outcome.diverged,
-        "run_folder": str(writer.folder), "checkpoint": str(writer.folder / "checkpoint.npz"),
-    }  # fmt: skip
-    if writer.runs > 1:
-        summary["runs_table"] = _runs_table(writer, outcome)
-        summary["best_metric"] = summary.get("best_metric") or writer.saved_config.get("keep_best")
-    return summary
