@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fungrad.cli import folder
-from fungrad.cli.summary import print_summary, write_json
 from fungrad.cli.prepare import parameter_count
+from fungrad.cli.summary import print_summary, write_json
 
 DIVERGED_STATUS = 3
 
