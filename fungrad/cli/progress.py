@@ -20,7 +20,8 @@ class Progress:
     def __init__(self, total: int, first: int, shown: bool, interruption: Interruption):
         self.interruption = interruption
         self.started = time.perf_counter()
-        self.times: list[float] = []  # seconds at which each callback came
+        self.times: list[float] = []  # when each callback came
+        self.epochs: list[int] = []  # epochs finished by then
         self.first = first  # epochs already run (a resumed run)
         self.bar = None
         if shown:
@@ -34,6 +35,7 @@ class Progress:
         from fungrad.train import StopTraining
 
         self.times.append(time.perf_counter())
+        self.epochs.append(epoch + 1)
         if self.bar is not None:
             if all(isinstance(value, float) for value in metrics.values()):
                 shown = {n: f"{v:.4g}" for n, v in metrics.items() if n != "grad_norm"}
@@ -47,16 +49,17 @@ class Progress:
             self.bar.close()
 
     def timings(self) -> tuple[float, float]:
-        """``(compile_s, train_s)``: the first call's extra time over a typical epoch, the rest.
+        """``(compile_s, train_s)``: the first call's time beyond its epochs' share, the rest.
 
-        The first epoch's time includes compiling the program; the compile time is estimated
-        as that time less the median time of the later epochs.
+        The first call's time includes compiling the program. The time of an epoch is
+        measured from the later calls; the compile time is estimated as the first call's
+        time less that many epochs' worth.
         """
         if not self.times:
             return 0.0, 0.0
         total = self.times[-1] - self.started
-        steps = [b - a for a, b in zip(self.times[:-1], self.times[1:], strict=True)]
         first = self.times[0] - self.started
-        typical = sorted(steps)[len(steps) // 2] if steps else 0.0
-        compile_s = max(first - typical, 0.0)
+        later = self.epochs[-1] - self.epochs[0]
+        per_epoch = (self.times[-1] - self.times[0]) / later if later else 0.0
+        compile_s = max(first - per_epoch * (self.epochs[0] - self.first), 0.0)
         return compile_s, total - compile_s
