@@ -40,3 +40,30 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path):
         measured = any(name.startswith(prefix) for name in names)
         skipped = f"{module}: not installed" in stdout
         assert measured != skipped, f"{module}: expected its rows or a line saying it is skipped"
+
+
+SAVING = SCRIPT.parent / "saving.py"
+
+
+def test_quick_saving_benchmark_counts_the_saves_and_writes_json(tmp_path):
+    out = tmp_path / "saving.json"
+    completed = subprocess.run(
+        [sys.executable, str(SAVING), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| workload | rounds | A s | B s | C s | saves B | B/A paired |" in completed.stdout
+    figures = json.loads(out.read_text())
+    assert figures["mode"] == "quick"
+    assert figures["save_every_s"] == 10.0
+    assert [row["name"][:3] for row in figures["workloads"]] == ["(a)", "(b)"]
+    for row in figures["workloads"]:
+        # A never saves, B saves at least after its last epoch, C after every epoch.
+        assert set(row["saves"]["A"]) == {0}, row["saves"]
+        assert min(row["saves"]["B"]) >= 1, row["saves"]
+        assert set(row["saves"]["C"]) == {row["epochs"]}, row["saves"]
+        assert all(t > 0 for variant in ("A", "B", "C") for t in row["times_s"][variant])
+        assert row["parts"]["file_bytes"] > 0
+        assert row["parts"]["save_s"] > 0
