@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         epochs=epochs,
         batch_size=32,
         key=jax.random.key(42),
-        stop=stopping.target("val_accuracy", 0.99, mode="max"),
+        stop=stopping.target("val_accuracy", 0.99),  # >= 0.99: accuracies are maximised
         validation=(x_val, y_val),
         select="val_accuracy",
     )
