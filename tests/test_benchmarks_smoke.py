@@ -54,7 +54,10 @@ def test_quick_saving_benchmark_counts_the_saves_and_writes_json(tmp_path):
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    assert "| workload | rounds | A s | B s | C s | saves B | B/A paired |" in completed.stdout
+    assert (
+        "| workload | rounds | A s | B s | C s | saves in B | B/A paired (quartiles) |"
+        in completed.stdout
+    )
     figures = json.loads(out.read_text())
     assert figures["mode"] == "quick"
     assert figures["save_every_s"] == 10.0
