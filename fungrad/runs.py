@@ -33,6 +33,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fungrad import _saved_run, data, mlp
 from fungrad._saved_run import (
@@ -112,7 +113,7 @@ class Run:
 
     # ----------------------------------------------------------------------- rows
 
-    def preprocess(self, x) -> np.ndarray:
+    def preprocess(self, x: ArrayLike) -> np.ndarray:
         """Raw rows as the model takes them: the saved standardisation, in the run's dtype.
 
         Rows are read as float32 first for a run of ``fungrad train`` (its loader's dtype),
@@ -198,7 +199,7 @@ class Run:
         mean, std = self._target
         return outputs * std.astype(outputs.dtype) + mean.astype(outputs.dtype)
 
-    def predict_scores(self, x) -> np.ndarray:
+    def predict_scores(self, x: ArrayLike) -> np.ndarray:
         """Class probabilities ``(n, C)``, or for regression the outputs in original units.
 
         Probabilities are the softmax of the logits; a one-output sigmoid classifier gives
@@ -211,7 +212,7 @@ class Run:
             scores = self._outputs(x, self._head)
         return scores[0] if single else scores
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> np.ndarray:
         """Predictions in the original label space: class labels, or real values.
 
         The class is ``argmax`` of the logits (``z > 0`` for a one-output sigmoid classifier),
@@ -234,7 +235,7 @@ class Run:
 
     # ----------------------------------------------------------------------- evaluating
 
-    def evaluate(self, x, y) -> dict[str, float]:
+    def evaluate(self, x: ArrayLike, y: ArrayLike) -> dict[str, float]:
         """The run's loss and accuracy (or RMSE and MAE) on raw rows and their labels.
 
         Class labels are given as in the data (``"setosa"``, ``7``) and mapped to the model's

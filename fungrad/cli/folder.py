@@ -8,6 +8,7 @@ anything compiles, the folder is checked: a folder, writable, with room for the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def claim(out: Path | None, overwrite: bool) -> Path:
             if path.is_file():
                 path.unlink()
     return out
+
+
+def release(folder: Path) -> None:
+    """Remove ``folder`` again if a failed run left it empty."""
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only succeeds when empty
 
 
 def check(folder: Path, needed_bytes: int) -> None:

@@ -23,19 +23,20 @@ class Progress:
         self.times: list[float] = []  # when each callback came
         self.epochs: list[int] = []  # epochs finished by then
         self.first = first  # epochs already run (a resumed run)
-        self.bar = None
-        if shown:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=total, initial=first, desc="epochs", unit="epoch", file=sys.stderr
-            )
+        self.total, self.shown = total, shown
+        self.bar = None  # drawn at the first epoch: its rate and ETA leave out the compile
 
     def __call__(self, epoch: int, metrics) -> None:
         from fungrad.train import StopTraining
 
         self.times.append(time.perf_counter())
         self.epochs.append(epoch + 1)
+        if self.shown and self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.total, initial=self.first, desc="epochs", unit="epoch", file=sys.stderr
+            )
         if self.bar is not None:
             if all(isinstance(value, float) for value in metrics.values()):
                 shown = {n: f"{v:.4g}" for n, v in metrics.items() if n != "grad_norm"}

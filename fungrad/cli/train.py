@@ -53,13 +53,29 @@ def _settings(args) -> tuple[dict, Path | None, Any]:
     checkpoint.remove_leftovers(run_folder)
     saved = checkpoint.restore(run_folder / "checkpoint.npz")
     config = resumed_config(args, getattr(args, "given", set()), saved.config, run_folder)
+    _check_resumable(saved, config, run_folder, "epochs" in getattr(args, "given", set()))
+    return config, run_folder, saved
+
+
+def _check_resumable(saved, config, run_folder: Path, epochs_given: bool) -> None:
+    """Refuse to resume a run that stopped for good, or that has no epochs left to run."""
+    import numpy as np
+
+    from fungrad.train.state import CAP
+
+    codes = np.atleast_1d(saved.progress.get("code", 0))
+    if np.all((codes != 0) & (codes != CAP)):
+        raise UsageError(
+            f"--resume: the run in {run_folder} already ended on its stop condition (or "
+            "diverged); nothing to resume. Start a new run to train further"
+        )
     done = _epochs_done(saved)
     if done >= config["epochs"]:
+        asked = f"--epochs {config['epochs']} is not above" if epochs_given else "it has run"
         raise UsageError(
-            f"--epochs: the run in {run_folder} has already trained {done} epochs (its cap is "
-            f"{config['epochs']}); pass --epochs N with N > {done} to train more"
+            f"--epochs: the run in {run_folder} has already trained {done} epochs and {asked} "
+            f"its cap; pass --epochs N with N > {done} to train more"
         )
-    return config, run_folder, saved
 
 
 def _epochs_done(saved) -> int:
@@ -80,9 +96,20 @@ def _train(args, interruption: Interruption) -> int:
     _say(args, f"loading {config['data']} ...")
     prepared = prepare(config)
     config.update(loss=prepared.loss, sizes=prepared.sizes, preprocessing=prepared.preprocessing)
-    runs = config["restarts"] * len(config["learning_rates"] or [0])
+    claimed = run_folder is None and not (args.out is not None and args.out.exists())
     if run_folder is None:
         run_folder = folder.claim(args.out, args.overwrite)
+    try:
+        return _train_in(args, interruption, config, prepared, run_folder, saved)
+    except BaseException:
+        if claimed:
+            folder.release(run_folder)
+        raise
+
+
+def _train_in(args, interruption, config, prepared, run_folder, saved) -> int:
+    """Train into the claimed ``run_folder``."""
+    runs = config["restarts"] * len(config["learning_rates"] or [0])
     copies = 4 if config["optimizer"] == "adam" else 3
     itemsize = 8 if config["dtype"] == "float64" else 4
     folder.check(run_folder, 2 * folder.checkpoint_bytes(prepared.sizes, itemsize, copies, runs))

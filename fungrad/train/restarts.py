@@ -247,7 +247,8 @@ def fit_restarts(
         initial_state: a checkpoint path or restored Checkpoint written by a
             ``fit_restarts(checkpoint=...)`` with the same runs: every run goes on where it
             was saved; ``epochs`` caps the total.
-        checkpoint, save_every: as in :func:`fit`; the checkpoint holds every run.
+        checkpoint: as in :func:`fit`; the checkpoint holds every run.
+        save_every: as in :func:`fit`.
 
     Returns:
         A :class:`RestartsResult`.
