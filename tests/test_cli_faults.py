@@ -1,9 +1,9 @@
 """``fungrad train`` killed at random moments, then resumed: nothing torn, nothing different.
 
 Each trial runs the real command in a subprocess, kills it with SIGKILL, SIGINT or SIGTERM
-(after a random delay drawn from a fixed seed once the first checkpoint exists, or, for one
-SIGKILL, the moment a checkpoint's temporary file appears, i.e. inside a save), checks what
-the folder holds, resumes it with ``fungrad train --resume DIR`` and compares the final
+at a random epoch and a random moment in it (drawn from a fixed seed; for one SIGKILL, the
+moment a checkpoint's temporary file appears after that epoch, i.e. inside a save), checks
+what the folder holds, resumes it with ``fungrad train --resume DIR`` and compares the final
 checkpoint, bit for bit, with an uninterrupted run of the same settings.
 
 The subprocesses share a persistent XLA compilation cache in the test's temporary folder, so
@@ -28,7 +28,8 @@ TRAIN = [
     "--quiet", "--no-plot",
 ]  # fmt: skip
 RESTARTS = ["--restarts", "2", "--learning-rates", "0.01,0.1"]
-MAX_DELAY = 0.4  # seconds after the first checkpoint; the runs train for a few seconds
+KILL_EPOCHS = (2, 30)  # the kill comes after an epoch drawn from these (of 40): never at the end
+MAX_DELAY = 0.03  # and up to this many seconds later (a save takes milliseconds)
 SEED = 20240517
 TIMEOUT = 300
 
@@ -107,6 +108,20 @@ def wait_for(process, ready, what):
         time.sleep(0.003)
 
 
+def kill_time(seed) -> tuple[int, float]:
+    """The epoch after which a trial's signal comes, and the delay after it."""
+    rng = np.random.default_rng([SEED, seed])
+    return int(rng.integers(*KILL_EPOCHS, endpoint=True)), float(rng.uniform(0, MAX_DELAY))
+
+
+def wait_for_epoch(process, folder, epoch: int) -> int:
+    """Wait until the saved views describe ``epoch`` epochs; the epochs they describe."""
+    history = folder / "history.json"
+    wait_for(process, lambda: history.is_file() and epochs_in_views(folder) >= epoch,
+             f"the save of epoch {epoch}")  # fmt: skip
+    return epochs_in_views(folder)
+
+
 def epochs_in_views(folder) -> int:
     """The epochs ``history.json`` describes (of the furthest run)."""
     view = json.loads((folder / "history.json").read_text())
@@ -117,8 +132,9 @@ def saved_epoch(saved) -> int:
     return int(np.max(saved.progress["epoch"]))
 
 
-def kill_inside_a_save(process, folder) -> bool:
-    """SIGKILL the moment a checkpoint's temporary file shows; whether it was left behind."""
+def kill_inside_a_save(process, folder) -> None:
+    """SIGKILL the moment a checkpoint's temporary file shows (it is then usually left behind,
+    for the resume to clean up)."""
     deadline = time.monotonic() + TIMEOUT
     while not temporaries(folder, ".checkpoint.npz."):  # no sleep: a save takes milliseconds
         if process.poll() is not None or time.monotonic() > deadline:
@@ -126,7 +142,6 @@ def kill_inside_a_save(process, folder) -> bool:
             pytest.fail("the run ended before a save could be caught")
     process.send_signal(signal.SIGKILL)
     process.wait(TIMEOUT)
-    return bool(temporaries(folder, ".checkpoint.npz."))
 
 
 def assert_same_run(resumed, reference):
@@ -166,7 +181,7 @@ def assert_stopped_cleanly(status, err, signal_number, folder, seen):
     saved = checkpoint.restore(folder / "checkpoint.npz")
     assert epochs_in_views(folder) == saved_epoch(saved)
     assert saved_epoch(saved) >= max(seen, 1)
-    assert saved_epoch(saved) < 40, "the signal came after training ended; use a shorter delay"
+    assert saved_epoch(saved) < 40, "the signal came after training ended"
     return saved
 
 
@@ -181,29 +196,29 @@ def resume_and_compare(workspace, folder, reference):
 
 # --------------------------------------------------------------------------- trials
 
-# Two trials are marked slow: with them the file takes well over a minute on two busy cores.
 TRIALS = [
-    pytest.param("SIGKILL", "inside a save", id="SIGKILL-inside-a-save"),
-    pytest.param("SIGINT", "random", id="SIGINT-random"),
-    pytest.param("SIGKILL", "random", id="SIGKILL-random", marks=pytest.mark.slow),
-    pytest.param("SIGTERM", "random", id="SIGTERM-random", marks=pytest.mark.slow),
+    pytest.param(1, "SIGKILL", "inside a save", id="SIGKILL-inside-a-save"),
+    pytest.param(2, "SIGINT", "random", id="SIGINT-random"),
+    pytest.param(3, "SIGKILL", "random", id="SIGKILL-random"),
+    pytest.param(4, "SIGTERM", "random", id="SIGTERM-random"),
 ]
 
 
-@pytest.mark.parametrize(("signal_name", "when"), TRIALS)
-def test_a_killed_run_resumes_to_the_same_parameters(workspace, reference, signal_name, when):
+@pytest.mark.parametrize(("trial", "signal_name", "when"), TRIALS)
+def test_a_killed_run_resumes_to_the_same_parameters(
+    workspace, reference, trial, signal_name, when
+):
     number = signal.Signals[signal_name]
-    delay = np.random.default_rng([SEED, int(number)]).uniform(0, MAX_DELAY)
+    epoch, delay = kill_time(trial)
     folder = workspace[0] / f"{signal_name}-{when.replace(' ', '-')}"
     process = start(workspace, *TRAIN, "--out", folder.name)
-    wait_for(process, (folder / "history.json").is_file, "the first save")
-    seen = epochs_in_views(folder)  # a lower bound on the epochs saved when the signal lands
+    seen = wait_for_epoch(process, folder, epoch)  # at most the epochs saved when it lands
     if when == "inside a save":
         kill_inside_a_save(process, folder)
     else:
         time.sleep(delay)
         seen = epochs_in_views(folder)
-        assert process.poll() is None, "the run ended before the signal; use a shorter delay"
+        assert process.poll() is None, "the run ended before the signal"
         process.send_signal(number)
     status, _, err = finish(process)
     if number == signal.SIGKILL:
@@ -215,13 +230,13 @@ def test_a_killed_run_resumes_to_the_same_parameters(workspace, reference, signa
 
 
 def test_interrupted_restarts_resume_to_the_same_parameters(workspace, restarts_reference):
-    delay = np.random.default_rng([SEED, 0]).uniform(0, MAX_DELAY)
+    epoch, delay = kill_time(0)
     folder = workspace[0] / "restarts-SIGINT"
     process = start(workspace, *TRAIN, *RESTARTS, "--out", folder.name)
-    wait_for(process, (folder / "history.json").is_file, "the first save")
+    wait_for_epoch(process, folder, epoch)
     time.sleep(delay)
     seen = epochs_in_views(folder)
-    assert process.poll() is None, "the run ended before the signal; use a shorter delay"
+    assert process.poll() is None, "the run ended before the signal"
     process.send_signal(signal.SIGINT)
     status, _, err = finish(process)
     saved = assert_stopped_cleanly(status, err, signal.SIGINT, folder, seen)
