@@ -132,11 +132,6 @@ def test_checkpoint_that_is_a_directory_is_refused_before_training(tmp_path, mon
     assert (tmp_path / "out" / "checkpoint.npz").is_dir()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="folder.holds_run counts a directory named checkpoint.npz as a run, so the line "
-    "advises --overwrite, which then fails on the same directory",
-)
 def test_checkpoint_directory_is_named_as_a_directory_without_overwrite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out" / "checkpoint.npz").mkdir(parents=True)
@@ -191,7 +186,7 @@ def resumed_with_leftovers(home):
     shutil.copytree(home[0] / "runs" / "run-001", folder)
     planted = {
         "checkpoint": ".checkpoint.npz.0123456789ab.tmp",  # as checkpoint.save names them
-        "views": [".config.json.4000001.tmp", ".history.json.4000002.tmp"],  # as write_json does
+        "views": [".config.json.0123456789cd.tmp", ".history.json.0123456789ef.tmp"],
     }
     for name in [planted["checkpoint"], *planted["views"]]:
         (folder / name).write_bytes(b"PK\x03\x04 a torn write")
@@ -215,11 +210,6 @@ def test_resume_removes_a_leftover_checkpoint_temporary(resumed_with_leftovers):
     assert not (folder / planted["checkpoint"]).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.json/history.json are written through cli/summary.py's own temporary "
-    "files (.NAME.<pid>.tmp), which checkpoint.remove_leftovers does not recognise",
-)
 def test_resume_removes_leftover_view_temporaries(resumed_with_leftovers):
     status, _, folder, planted = resumed_with_leftovers
     assert status == 0
@@ -345,11 +335,6 @@ def test_evaluate_repeats_the_training_summary_exactly(species, monkeypatch):
     assert figures["accuracy"] == summary["test_accuracy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run saves --data as typed (species.csv, relative to where it was trained), so "
-    "evaluate cannot find the data from another directory",
-)
 def test_evaluate_from_another_directory(species, tmp_path, monkeypatch):
     folder, summary, _ = species
     monkeypatch.chdir(tmp_path)
@@ -358,11 +343,6 @@ def test_evaluate_from_another_directory(species, tmp_path, monkeypatch):
     assert json.loads(out)["loss"] == summary["test_loss"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run saves --data as typed (species.csv, relative to where it was trained), so "
-    "it cannot be resumed from another directory",
-)
 def test_resume_from_another_directory(species, tmp_path, monkeypatch):
     folder, _, _ = species
     shutil.copytree(folder / "run", tmp_path / "run")

@@ -21,7 +21,7 @@ DEFAULT_PARENT = Path("runs")
 def holds_run(folder: Path) -> str | None:
     """The first run file ``folder`` holds, or ``None``."""
     for name in RUN_FILES:
-        if (folder / name).exists():
+        if (folder / name).is_file():
             return name
     return None
 

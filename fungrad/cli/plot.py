@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fungrad.cli.summary import _write_atomically
+from fungrad.cli.summary import write_atomically
 
 __all__ = ["clip_level", "draw_history", "plot"]
 
@@ -238,6 +238,6 @@ def plot(
         OSError: if the file cannot be written.
     """
     figure = draw_history(runs, best, title=title)
-    _write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    write_atomically(path, lambda file: figure.savefig(file, dpi=100, format="png"))
     bottom, top = figure.axes[0].get_ylim()
     return float(bottom), float(top)

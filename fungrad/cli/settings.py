@@ -34,6 +34,29 @@ def _value(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+def _file(value: str | None) -> str | None:
+    """A data file as an absolute path (a bundled data set's name stays a name), so that the
+    run can be resumed and evaluated from any folder."""
+    from fungrad.data import BUNDLED
+
+    if value is None or value in BUNDLED or not Path(value).exists():
+        return value
+    return str(Path(value).resolve())
+
+
+def _setting(args: argparse.Namespace, name: str) -> Any:
+    """The value of a training setting as the run records it."""
+    if name == "keep_best":
+        return _keep_best(args)
+    if name in ("data", "labels"):
+        return _file(_value(getattr(args, name)))
+    return _value(getattr(args, name))
+
+
+def _shown(name: str, value: Any) -> str:
+    return "off" if name == "keep_best" and value is None else repr(value)
+
+
 def _keep_best(args: argparse.Namespace) -> str | None:
     if args.keep_best is False:
         return None
@@ -47,10 +70,9 @@ def new_config(args: argparse.Namespace) -> dict[str, Any]:
     """The settings of a new run, resolved (default learning rate, keep-best metric)."""
     config: dict[str, Any] = {"format": RUN_FORMAT, "version": 1}
     for name in (*TRAINING, "epochs", "save_every"):
-        config[name] = _value(getattr(args, name))
+        config[name] = _setting(args, name)
     if config["learning_rate"] is None:
         config["learning_rate"] = 0.001 if args.optimizer == "adam" else 0.05
-    config["keep_best"] = _keep_best(args)
     return config
 
 
@@ -81,11 +103,12 @@ def resumed_config(
                 f"{flag(name)}: a resumed run continues in its own folder ({path}); leave it out"
             )
     for name in sorted(given & set(TRAINING)):
-        value = _keep_best(args) if name == "keep_best" else _value(getattr(args, name))
+        value = _setting(args, name)
         if value != config.get(name):
             raise UsageError(
-                f"{flag(name)}: the run in {path} was trained with {config.get(name)!r}, got "
-                f"{value!r}; a resumed run keeps its settings (start a new run to change them)"
+                f"{flag(name)}: the run in {path} was trained with "
+                f"{_shown(name, config.get(name))}, got {_shown(name, value)}; a resumed run "
+                "keeps its settings (start a new run to change them)"
             )
     for name in ("epochs", "save_every"):
         if name in given:

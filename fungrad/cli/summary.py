@@ -11,7 +11,6 @@ Files are written atomically: to a temporary file in the same folder, then ``os.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -25,17 +24,15 @@ __all__ = ["print_summary", "restarts_table", "write_json"]
 # --------------------------------------------------------------------------- files
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)``, then move the file over ``path`` in one step."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(str(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+def write_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, flush it, rename it over ``path``.
+
+    The checkpoint's own atomic write (:func:`fungrad.checkpoint.write_atomically`): the same
+    temporary names, which a later run clears if a kill leaves one behind.
+    """
+    from fungrad.checkpoint import atomic
+
+    atomic.write_atomically(Path(path), write)
 
 
 def write_json(path: str | os.PathLike, value: Any) -> None:
@@ -46,7 +43,7 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
         value: anything ``json.dumps`` takes, plus objects ``float()`` converts.
     """
     text = json.dumps(value, indent=2, default=float) + "\n"
-    _write_atomically(path, lambda temporary: Path(temporary).write_text(text))
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
 # --------------------------------------------------------------------------- the summary
