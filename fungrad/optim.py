@@ -194,9 +194,22 @@ def from_name(
         0.54
     """
     name = _check_name(name)
+    numbers = (learning_rate, beta)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        # Plain numbers: the same rule object each time, so a program compiled for it is reused.
+        return _cached_rule(name, float(learning_rate), float(beta))
+    return _rule(name, learning_rate, beta)
+
+
+def _rule(name: str, learning_rate: LearningRate, beta) -> optax.GradientTransformation:
     if name in _MOMENTUM_NAMES:
         return momentum(learning_rate, beta, variant=_MOMENTUM_NAMES[name])
     return {"gd": gd, "sgd": sgd, "adam": adam}[name](learning_rate)
+
+
+@functools.cache
+def _cached_rule(name: str, learning_rate: float, beta: float) -> optax.GradientTransformation:
+    return _rule(name, learning_rate, beta)
 
 
 def default_learning_rate(name: str) -> float:
