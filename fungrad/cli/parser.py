@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fungrad",
         description="Train neural networks with fungrad, a functional JAX framework.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,predict,evaluate,check}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{train,predict,evaluate,check}", parser_class=_Parser
+    )
 
     train = sub.add_parser(
         "train",
