@@ -97,7 +97,7 @@ SCRIPT = textwrap.dedent(
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
             report["cli_bad_status"] = main(["train", "--devices", "all", "--batch-size", "30",
-                                             "--epochs", "1", "--quiet", "--out", out])
+                                             "--epochs", "1", "--quiet", "--out", out + "/bad"])
         report["cli_bad_message"] = stderr.getvalue()
     print("REPORT" + json.dumps(report))
     """
