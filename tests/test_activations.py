@@ -41,6 +41,7 @@ def test_builtin_names():
     assert set(BUILTIN) == set(REFERENCES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_value_and_derivative_match_jax(name):
     act, reference = activations.get_activation(name), REFERENCES[name]

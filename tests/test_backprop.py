@@ -108,6 +108,7 @@ def _names(problem):
     return {key: problem[key] for key in ("activation", "output_activation", "loss")}
 
 
+@pytest.mark.slow
 @settings(max_examples=30)
 @given(problems())
 def test_value_and_grad_matches_jax_float64(problem):
@@ -118,6 +119,7 @@ def test_value_and_grad_matches_jax_float64(problem):
     assert_trees_close(grads, want_grads, rtol=1e-10)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(problems())
 def test_value_and_grad_matches_jax_float32(problem):
@@ -139,6 +141,7 @@ def _switching(index, names, fallback_name):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("loss", "integer_labels"),
     [(name, True) for name in LOSSES] + [("softmax_cross_entropy", False)],
@@ -211,6 +214,7 @@ def _smooth_problem(seed=0):
     return params, jnp.asarray(rng.normal(size=(6, 3))), jnp.asarray(rng.normal(size=(6, 2)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", SMOOTH)
 def test_custom_vjp_apply_passes_check_grads(activation):
     params, x, _ = _smooth_problem()
@@ -218,6 +222,7 @@ def test_custom_vjp_apply_passes_check_grads(activation):
     check_grads(apply, (params, x), order=1, modes=["rev"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", SMOOTH + ("relu", "leaky_relu"))
 def test_custom_vjp_apply_equals_jax_grad_through_mlp_apply(activation):
     params, x, c = _smooth_problem(1)
@@ -290,6 +295,7 @@ def test_jacobian_of_a_x_is_a():
 # --------------------------------------------------------------------------- per-sample gradients
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("loss", "output_activation"),
     [("mse", "identity"), ("softmax_cross_entropy", "identity"), ("l2", "sigmoid")],
@@ -359,6 +365,7 @@ def test_zero_weights_drop_samples():
 # --------------------------------------------------------------------------- jit, vmap, dtypes
 
 
+@pytest.mark.slow
 def test_jit_equals_eager():
     rng = np.random.default_rng(15)
     params = _params(rng, [3, 5, 4])
@@ -370,6 +377,7 @@ def test_jit_equals_eager():
     assert_trees_close(jitted[1], eager[1], rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_vmap_over_initial_keys_equals_one_at_a_time():
     keys = jax.random.split(jax.random.key(16), 3)
     inits = [mlp.init(key, [3, 5, 4, 2], dtype=jnp.float64) for key in keys]
@@ -440,6 +448,7 @@ def test_gradients_have_the_dtype_of_the_parameters():
     assert grad_x.dtype == jnp.float64
 
 
+@pytest.mark.slow
 def test_tuple_of_layers_gives_a_tuple_of_gradients():
     rng = np.random.default_rng(20)
     params = _params(rng, [3, 4, 2])

@@ -66,6 +66,7 @@ def rewrite(path, *, meta=None, drop=()):
 # --------------------------------------------------------------------------- round trips
 
 
+@pytest.mark.slow
 def test_round_trip_with_like_restores_everything(tmp_path):
     state = make_state()
     history = {"loss": np.array([1.0, 0.5, np.nan], np.float32), "epoch": np.arange(3)}
@@ -84,6 +85,7 @@ def test_round_trip_with_like_restores_everything(tmp_path):
     assert restored.history["epoch"].dtype == history["epoch"].dtype
 
 
+@pytest.mark.slow
 def test_restore_without_like_rebuilds_params_step_and_key(tmp_path):
     state = make_state()
     restored = restore(save(tmp_path / "run.npz", state)).state
@@ -97,6 +99,7 @@ def test_restore_without_like_rebuilds_params_step_and_key(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_plain_container_state_is_rebuilt_without_like(tmp_path):
     params = mlp.init(jax.random.key(1), [2, 3])
     opt_state = {"velocity": [jnp.ones((2, 3)), (jnp.zeros(3), None)], "count": jnp.asarray(4)}
@@ -106,6 +109,7 @@ def test_plain_container_state_is_rebuilt_without_like(tmp_path):
     assert isinstance(restored.opt_state["velocity"][1], tuple)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "key",
     [jax.random.PRNGKey(3), jax.random.key(3, impl="rbg"), jax.random.split(jax.random.key(3), 4)],
@@ -218,6 +222,7 @@ def make_stacked_state(runs=3) -> TrainState:
     return TrainState(params, opt_state, jnp.arange(runs, dtype=jnp.int32), keys)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_like", [False, True], ids=["from-file", "like"])
 def test_best_stacked_over_runs_round_trips(tmp_path, with_like):
     state = make_stacked_state()
@@ -394,6 +399,7 @@ def test_format_version_1_file_rewritten_as_version_2(tmp_path):
 # --------------------------------------------------------------------------- resuming
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_bit_for_bit(tmp_path):
     """3 epochs, save, restore, 3 more epochs == 6 uninterrupted epochs, exactly."""
     digits = data.load_digits()
@@ -425,6 +431,7 @@ def test_resume_from_checkpoint_is_bit_for_bit(tmp_path):
 # --------------------------------------------------------------------------- template mismatch
 
 
+@pytest.mark.slow
 def test_like_with_another_architecture_is_refused(tmp_path):
     save(tmp_path / "run.npz", make_state(sizes=(4, 5, 3)))
     with pytest.raises(
@@ -494,6 +501,7 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch, inter
     assert os.listdir(fresh) == []
 
 
+@pytest.mark.slow
 def test_save_replaces_previous_checkpoint(tmp_path):
     path = tmp_path / "run.npz"
     save(path, make_state())
@@ -709,6 +717,7 @@ def test_an_npz_that_is_not_a_checkpoint(tmp_path):
         restore(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, message",
     [

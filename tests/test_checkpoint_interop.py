@@ -3,12 +3,14 @@
 
 import jax
 import numpy as np
+import pytest
 
 import fungrad
 from fungrad import checkpoint, data, mlp, optim
 from fungrad.cli import main
 
 
+@pytest.mark.slow
 def test_a_command_line_run_continues_with_fit(tmp_path):
     run = tmp_path / "run"
     argv = ["train", "--out", str(run), "--epochs", "2", "--hidden", "16", "--quiet", "--no-plot"]
@@ -34,6 +36,7 @@ def test_a_command_line_run_continues_with_fit(tmp_path):
     np.testing.assert_array_equal(result.history["loss"][:2], saved.history["loss"])
 
 
+@pytest.mark.slow
 def test_a_python_checkpoint_is_refused_by_resume(tmp_path, capsys):
     x = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
     path = tmp_path / "api" / "checkpoint.npz"

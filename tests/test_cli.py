@@ -27,6 +27,7 @@ def trained(tmp_path_factory):
     return status, out
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoint_history_config_and_plot(trained):
     status, out = trained
     assert status == 0
@@ -42,6 +43,7 @@ def test_train_writes_checkpoint_history_config_and_plot(trained):
     assert int(saved.state.step) == 4 * int(np.ceil(1797 * 0.7 / 32))
 
 
+@pytest.mark.slow
 def test_default_training_reaches_95_percent_on_digits(tmp_path, capsys):
     status, out, err = run(capsys, "train", "--out", str(tmp_path), "--json", "--epochs", "12")
     assert status == 0
@@ -52,6 +54,7 @@ def test_default_training_reaches_95_percent_on_digits(tmp_path, capsys):
     assert "epochs" in summary["stop_reason"]
 
 
+@pytest.mark.slow
 def test_human_summary_and_progress_bar(tmp_path, capsys):
     status, out, err = run(capsys, "train", "--out", str(tmp_path), "--epochs", "2", "--no-plot")
     assert status == 0
@@ -60,11 +63,13 @@ def test_human_summary_and_progress_bar(tmp_path, capsys):
     assert not (tmp_path / "plot.png").exists()
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing(tmp_path, capsys):
     status, out, err = run(capsys, "train", "--out", str(tmp_path), "--epochs", "1", "--quiet")
     assert status == 0 and out == "" and err == ""
 
 
+@pytest.mark.slow
 def test_resume_continues_the_run_in_its_folder(tmp_path, capsys):
     first = tmp_path / "run"
     assert main(["train", "--out", str(first), "--epochs", "2", "--quiet", "--no-plot"]) == 0
@@ -80,6 +85,7 @@ def test_resume_continues_the_run_in_its_folder(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(tmp_path, capsys):
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = ["--seed", "1", "--quiet", "--no-plot"]
@@ -94,6 +100,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, capsys):
         np.testing.assert_array_equal(layer_a["w"], layer_b["w"])
 
 
+@pytest.mark.slow
 def test_restarts_over_seeds_and_learning_rates(tmp_path, capsys):
     status, out, _ = run(
         capsys,
@@ -119,6 +126,7 @@ def test_restarts_over_seeds_and_learning_rates(tmp_path, capsys):
     assert summary["learning_rate"] == runs[history["best_run"]]["learning_rate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["gd", "sgd", "nesterov", "ema", "adam"])
 def test_every_optimizer_runs(tmp_path, capsys, optimizer):
     status, out, _ = run(
@@ -139,6 +147,7 @@ def test_every_optimizer_runs(tmp_path, capsys, optimizer):
     assert json.loads(out)["optimizer"] == optimizer
 
 
+@pytest.mark.slow
 def test_stop_condition_from_the_command_line(tmp_path, capsys):
     status, out, _ = run(
         capsys,
@@ -158,6 +167,7 @@ def test_stop_condition_from_the_command_line(tmp_path, capsys):
     assert summary["stop_reason"].startswith("target(accuracy >= 0.5)")
 
 
+@pytest.mark.slow
 def test_regression_from_csv_with_a_named_label_column(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
@@ -192,6 +202,7 @@ def test_regression_from_csv_with_a_named_label_column(tmp_path, capsys):
     assert "test_accuracy" not in summary
 
 
+@pytest.mark.slow
 def test_idx_gzip_images_and_labels(tmp_path, capsys):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3, dtype=np.uint8), 30)
@@ -266,6 +277,7 @@ def test_wrong_label_column_is_one_line(tmp_path, capsys):
     assert status == 2 and len(err.strip().splitlines()) == 1 and "label" in err
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_is_one_line(tmp_path, capsys, trained):
     _, out = trained
     damaged = tmp_path / "checkpoint.npz"
@@ -274,6 +286,7 @@ def test_damaged_checkpoint_is_one_line(tmp_path, capsys, trained):
     assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_check_agrees_with_jax_grad(capsys):
     status, out, _ = run(capsys, "check", "--trials", "1", "--dtype", "float32")
     assert status == 0
@@ -283,6 +296,7 @@ def test_check_agrees_with_jax_grad(capsys):
     assert out.count("\n") == rows + 3
 
 
+@pytest.mark.slow
 def test_check_fails_when_the_tolerance_cannot_be_met(capsys):
     status, out, _ = run(
         capsys, "check", "--trials", "1", "--dtype", "float32", "--tolerance", "1e-30"
@@ -291,6 +305,7 @@ def test_check_fails_when_the_tolerance_cannot_be_met(capsys):
     assert "disagree" in out and "FAIL" in out
 
 
+@pytest.mark.slow
 def test_help_is_complete():
     result = subprocess.run(
         [sys.executable, "-m", "fungrad", "train", "--help"], capture_output=True, text=True

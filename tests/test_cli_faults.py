@@ -23,6 +23,9 @@ import pytest
 
 from fungrad import checkpoint
 
+# Each test here starts processes or compiles whole programs: the full suite runs them.
+pytestmark = pytest.mark.slow
+
 TRAIN = [
     "train", "--hidden", "16", "--epochs", "40", "--save-every", "0", "--batch-size", "64",
     "--quiet", "--no-plot",

@@ -79,6 +79,7 @@ def read_csv(text):
     return list(csv.reader(io.StringIO(text)))
 
 
+@pytest.mark.slow
 def test_predict_writes_predictions_and_scores_to_stdout(species, capsys):
     folder, file, x, labels = species
     assert command("predict", folder, "--data", file) == 0
@@ -92,6 +93,7 @@ def test_predict_writes_predictions_and_scores_to_stdout(species, capsys):
     assert np.mean(np.array(rows[1:])[:, 0] == labels) > 0.9
 
 
+@pytest.mark.slow
 def test_predict_output_file_holds_the_same_csv(species, tmp_path, capsys):
     folder, file, _, _ = species
     command("predict", folder, "--data", file)
@@ -154,6 +156,7 @@ def test_evaluate_needs_labels(species, tmp_path):
         command("evaluate", folder, "--data", file)
 
 
+@pytest.mark.slow
 def test_evaluate_without_data_is_the_runs_test_part(tmp_path, capsys):
     digits = data.load("digits")
     split = {"seed": 3, "validation": 0.1, "test": 0.2}
@@ -172,6 +175,7 @@ def test_evaluate_without_data_is_the_runs_test_part(tmp_path, capsys):
     assert expected == direct
 
 
+@pytest.mark.slow
 def test_evaluate_without_data_needs_a_command_line_run(tmp_path):
     x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
     fungrad.fit(mlp.init(jax.random.key(0), [2, 2]), x, np.arange(8) % 2,

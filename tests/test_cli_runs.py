@@ -66,6 +66,7 @@ def first_run(home):
 # --------------------------------------------------------------------------- where runs go
 
 
+@pytest.mark.slow
 def test_runs_without_out_get_new_numbered_folders(home):
     folder, summaries = home
     assert sorted(p.name for p in (folder / "runs").iterdir()) == ["run-001", "run-002"]
@@ -100,6 +101,7 @@ def test_out_holding_a_run_is_refused(first_run, tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_old_run(first_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(first_run, tmp_path / "taken")
@@ -196,6 +198,7 @@ def resumed_with_leftovers(home):
     return status, err, folder, planted
 
 
+@pytest.mark.slow
 def test_resume_accepts_the_saved_values(resumed_with_leftovers):
     status, err, folder, _ = resumed_with_leftovers
     assert status == 0, err
@@ -204,6 +207,7 @@ def test_resume_accepts_the_saved_values(resumed_with_leftovers):
     assert int(checkpoint.restore(folder / "checkpoint.npz").progress["epoch"]) == 3
 
 
+@pytest.mark.slow
 def test_resume_removes_a_leftover_checkpoint_temporary(resumed_with_leftovers):
     status, _, folder, planted = resumed_with_leftovers
     assert status == 0
@@ -231,6 +235,7 @@ def api_run(tmp_path_factory):
     return folder, x[:6], y[:6]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_python_api_checkpoint(api_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     folder, _, _ = api_run
@@ -241,6 +246,7 @@ def test_resume_refuses_a_python_api_checkpoint(api_run, tmp_path, monkeypatch):
     nothing_trained(tmp_path)
 
 
+@pytest.mark.slow
 def test_predict_and_evaluate_read_a_python_api_checkpoint(api_run):
     folder, x, y = api_run
     run = fungrad.load_run(folder / "run")
@@ -260,6 +266,7 @@ def test_predict_and_evaluate_read_a_python_api_checkpoint(api_run):
 # --------------------------------------------------------------------------- divergence, best
 
 
+@pytest.mark.slow
 def test_divergence_exits_3_with_the_last_finite_state(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["--optimizer", "sgd", "--learning-rate", "1e6", "--out", "diverged"]
@@ -278,6 +285,7 @@ def test_keep_best_is_on_with_a_validation_split(home, first_run):
     assert saved.best is not None and saved.best.epoch == summary["best_epoch"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv", [["--no-keep-best"], ["--validation", "0"]], ids=["no-keep-best", "no-validation"]
 )
@@ -324,6 +332,7 @@ def species(tmp_path_factory):
     return folder, json.loads(out), new
 
 
+@pytest.mark.slow
 def test_evaluate_repeats_the_training_summary_exactly(species, monkeypatch):
     folder, summary, _ = species
     monkeypatch.chdir(folder)  # where it was trained: the run names its data as given
@@ -335,6 +344,7 @@ def test_evaluate_repeats_the_training_summary_exactly(species, monkeypatch):
     assert figures["accuracy"] == summary["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_evaluate_from_another_directory(species, tmp_path, monkeypatch):
     folder, summary, _ = species
     monkeypatch.chdir(tmp_path)
@@ -343,6 +353,7 @@ def test_evaluate_from_another_directory(species, tmp_path, monkeypatch):
     assert json.loads(out)["loss"] == summary["test_loss"]
 
 
+@pytest.mark.slow
 def test_resume_from_another_directory(species, tmp_path, monkeypatch):
     folder, _, _ = species
     shutil.copytree(folder / "run", tmp_path / "run")
@@ -365,6 +376,7 @@ def test_predict_round_trip_with_text_labels(species):
     assert np.array_equal(written.astype(scores.dtype), scores)
 
 
+@pytest.mark.slow
 def test_restarts_summary_has_a_row_per_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["--restarts", "2", "--learning-rates", "0.01,0.1", "--json"]

@@ -58,6 +58,7 @@ def test_digits_shapes_and_values():
     assert np.any(np.all(digits.x == 0, axis=0))
 
 
+@pytest.mark.slow
 def test_digits_equal_scikit_learn_copy():
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
     reference = sklearn_datasets.load_digits()

@@ -22,6 +22,7 @@ def test_page_has_examples():
     assert all("assert" in block for block in blocks[1:])
 
 
+@pytest.mark.slow
 def test_page_examples_run():
     namespace: dict = {"__name__": "docs_backprop"}
     for block in _python_blocks(PAGE.read_text()):

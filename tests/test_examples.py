@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+# Each test here starts processes or compiles whole programs: the full suite runs them.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT_S = 300
 

@@ -57,6 +57,7 @@ def test_builtin_names():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind", "reference"), CASES, ids=IDS)
 def test_value_and_gradient_match_optax(name, kind, reference):
     loss = losses.get_loss(name)
@@ -80,6 +81,7 @@ def test_value_and_gradient_match_optax(name, kind, reference):
     np.testing.assert_allclose(value32, want32, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind", "reference"), CASES, ids=IDS)
 def test_loss_vjp_inner_product_identity(name, kind, reference):
     """``<t, J^T c> == <J t, c>`` for ``L(y_hat) = sum_i weights_i l_i / sum_i weights_i``."""
@@ -103,6 +105,7 @@ def test_loss_vjp_inner_product_identity(name, kind, reference):
     np.testing.assert_allclose(jnp.vdot(t, c * cotangent), jt * c, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind", "reference"), CASES, ids=IDS)
 def test_stable_for_huge_logits(name, kind, reference):
     del reference
@@ -180,6 +183,7 @@ def test_targets_of_the_wrong_shape_are_rejected(loss):
         fungrad.value_and_grad(params, x, np.zeros(5), loss=loss)
 
 
+@pytest.mark.slow
 def test_one_output_accepts_flat_targets():
     params, x = _model(k=1)
     y = np.array([0.0, 1, 1, 0, 1])
@@ -226,6 +230,7 @@ def test_loss_of_wrong_type_is_rejected():
         losses.get_loss(3)
 
 
+@pytest.mark.slow
 def test_labels_closed_over_by_a_jitted_function():
     """Concrete labels captured by a jitted closure are used, and their range is checked."""
     params, x = _model()

@@ -24,6 +24,7 @@ def _numpy_forward(params, x, hidden, output):
 # --------------------------------------------------------------------------- init
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_init_layout_shapes_and_dtypes(dtype):
     params = mlp.init(jax.random.key(0), SIZES, dtype=dtype)
@@ -36,6 +37,7 @@ def test_init_layout_shapes_and_dtypes(dtype):
     assert mlp.layer_sizes(params) == SIZES
 
 
+@pytest.mark.slow
 def test_init_default_dtype_is_float32():
     params = mlp.init(jax.random.key(0), SIZES)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
@@ -50,6 +52,7 @@ def test_init_is_deterministic_in_the_key():
     assert not np.allclose(a[0]["w"][:3, :4], a[1]["w"][:3, :4])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("activation", "expected_std"),
     [
@@ -141,6 +144,7 @@ def test_apply_one_sample_equals_the_batch_row(apply):
         np.testing.assert_allclose(one, batch[i], rtol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("param_dtype", "x_dtype", "expected"),
     [

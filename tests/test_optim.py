@@ -295,6 +295,7 @@ def _updates(optimizer, steps=3):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", optim.NAMES)
 def test_from_name_equals_the_direct_constructor(name):
     lr = 0.03
@@ -312,6 +313,7 @@ def test_from_name_momentum_rules_use_beta():
     np.testing.assert_allclose(default, _by_hand(_nesterov(0.1, 0.9)), rtol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", optim.NAMES)
 def test_factory_is_from_name_with_the_learning_rate_left_open(name):
     make = optim.factory(name, beta=BETA)

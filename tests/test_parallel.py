@@ -17,6 +17,9 @@ import pytest
 import fungrad
 from fungrad import mlp, optim, parallel
 
+# Each test here starts processes or compiles whole programs: the full suite runs them.
+pytestmark = pytest.mark.slow
+
 SCRIPT = textwrap.dedent(
     """
     import json

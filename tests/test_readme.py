@@ -5,10 +5,13 @@ import io
 import pathlib
 import re
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_first_look_runs_and_trains_the_digits():
     (code,) = re.findall(r"```python\n(.*?)```", README, re.S)
     printed = io.StringIO()

@@ -65,6 +65,7 @@ def classification():
     return x, y, validation, init_keys, result
 
 
+@pytest.mark.slow
 def test_restarts_over_init_keys_equal_fit_one_by_one(classification):
     x, y, validation, init_keys, result = classification
     assert isinstance(result, fungrad.RestartsResult)
@@ -87,6 +88,7 @@ def test_restarts_over_init_keys_equal_fit_one_by_one(classification):
     assert len(set(np.round(finals, 8))) == 3
 
 
+@pytest.mark.slow
 def test_best_run_is_the_lowest_final_val_loss_by_default(classification):
     *_, result = classification
     assert result.metric == "val_loss"
@@ -95,6 +97,7 @@ def test_best_run_is_the_lowest_final_val_loss_by_default(classification):
     _assert_trees_close(result.best_params, _run(result.params, result.best_index), rtol=0)
 
 
+@pytest.mark.slow
 def test_a_list_of_params_equals_stacked_params_and_select_max_accuracy(classification):
     x, y, validation, init_keys, stacked = classification
     params = [mlp.init(k, SIZES, dtype=jnp.float64) for k in init_keys]
@@ -148,6 +151,7 @@ def grid():
     return params, x, y, result
 
 
+@pytest.mark.slow
 def test_a_learning_rate_grid_equals_fit_one_by_one_with_per_run_stops(grid):
     params, x, y, result = grid
     for r, lr in enumerate(LEARNING_RATES):
@@ -165,6 +169,7 @@ def test_a_learning_rate_grid_equals_fit_one_by_one_with_per_run_stops(grid):
             assert result.epochs_run[r] == REGRESSION["epochs"]
 
 
+@pytest.mark.slow
 def test_best_of_the_grid_is_the_lowest_final_loss(grid):
     *_, result = grid
     assert result.metric == "loss"
@@ -172,6 +177,7 @@ def test_best_of_the_grid_is_the_lowest_final_loss(grid):
     assert result.best_index == int(np.argmin(final))
 
 
+@pytest.mark.slow
 def test_a_diverging_learning_rate_does_not_win_nor_disturb_the_others(grid):
     params, x, y, reference = grid
     result = fungrad.fit_restarts(

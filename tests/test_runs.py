@@ -61,6 +61,7 @@ def species_run(tmp_path_factory):
     return folder, params, standardize
 
 
+@pytest.mark.slow
 def test_text_classes_predict_as_the_model_in_process(species_run):
     folder, params, standardize = species_run
     x, y = blobs(60, seed=1)
@@ -76,6 +77,7 @@ def test_text_classes_predict_as_the_model_in_process(species_run):
     assert run.classes == SPECIES and run.features == FEATURES and run.task == "classification"
 
 
+@pytest.mark.slow
 def test_one_row_gives_one_value(species_run):
     run = runs.load_run(species_run[0])
     x, _ = blobs(5, seed=2)
@@ -86,6 +88,7 @@ def test_one_row_gives_one_value(species_run):
     assert run.evaluate(x[3], "virginica") == run.evaluate(x[3:4], ["virginica"])
 
 
+@pytest.mark.slow
 def test_integer_classes_with_a_sigmoid_output(tmp_path):
     x, index = blobs(120)
     keep = index < 2
@@ -109,6 +112,7 @@ def test_integer_classes_with_a_sigmoid_output(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_regression_undoes_the_target_scaling(tmp_path):
     x, _ = blobs(90)
     y = (3.0 * x[:, 0] - x[:, 2] + 40.0).astype(np.float32)
@@ -172,6 +176,7 @@ def test_evaluate_maps_labels_and_names_an_unknown_one(species_run):
         run.evaluate(x, labels)
 
 
+@pytest.mark.slow
 def test_python_api_checkpoint_predicts_with_the_best_epoch(tmp_path):
     x, y = blobs(90)
     path = tmp_path / "fit.npz"
@@ -190,6 +195,7 @@ def test_python_api_checkpoint_predicts_with_the_best_epoch(tmp_path):
     assert run.evaluate(x, y) == fungrad.evaluate(result.params, x, y, loss="softmax_cross_entropy")
 
 
+@pytest.mark.slow
 def test_restarts_checkpoint_predicts_with_the_best_run(tmp_path):
     x, y = blobs(60)
     path = tmp_path / "restarts.npz"
@@ -307,6 +313,7 @@ def test_npz_idx_and_bundled_rows(tmp_path):
     assert y is None and x.shape == (2, 4)
 
 
+@pytest.mark.slow
 def test_the_using_a_trained_model_page_runs():
     page = Path(__file__).resolve().parent.parent / "docs" / "using-a-trained-model.md"
     blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.DOTALL | re.MULTILINE)

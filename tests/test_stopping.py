@@ -224,6 +224,7 @@ def _blobs(key, n):
     return centers + 0.8 * jax.random.normal(key_noise, (n, 2), jnp.float64), labels
 
 
+@pytest.mark.slow
 def test_target_val_accuracy_max_stops_at_the_first_epoch_that_meets_it():
     x, y = _blobs(jax.random.key(1), 64)
     validation = _blobs(jax.random.key(2), 40)
@@ -403,6 +404,7 @@ def test_no_improvement_ignores_entries_after_the_epoch():
     assert _evaluate(condition, history, [3, 4]) == [False, False]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("patience", "min_delta", "mode"),
     [(1, 0.0, "min"), (2, 0.0, "max"), (3, 0.0, "min"), (5, 0.0, "max")]
@@ -425,6 +427,7 @@ def test_no_improvement_matches_the_keras_rule(patience, min_delta, mode):
     assert actual.tolist() == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_no_improvement_under_vmap_over_histories_and_epochs(dtype):
     """As in restarts: a batch of runs, each with its own history and its own epoch."""
@@ -507,6 +510,7 @@ def _fit_overfitting(stop, learning_rate=0.1, epochs=40):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("patience", [1, 3, 6])
 def test_no_improvement_in_fit_stops_patience_epochs_after_the_best_epoch(patience):
     condition = stopping.no_improvement("val_loss", patience)
@@ -529,6 +533,7 @@ def test_no_improvement_in_fit_with_min_delta_counts_only_large_gains():
     assert _fit_overfitting(stopping.no_improvement("val_loss", 2)).epochs_run == 4 + 2 + 1
 
 
+@pytest.mark.slow
 def test_no_improvement_in_restarts_each_run_stops_on_its_own():
     # lr 0.05: w_e = 3 * 0.9^(e + 1), closest to 1 at epoch 9; lr 0.1: at epoch 4.
     condition = stopping.no_improvement("val_loss", 3)

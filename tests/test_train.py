@@ -113,6 +113,7 @@ def test_momentum_rolls_past_the_flat_point_where_gd_stalls():
 # --------------------------------------------------------------------------- equal to by hand
 
 
+@pytest.mark.slow
 def test_full_batch_gd_equals_a_hand_written_loop():
     x, y = _regression_data(n=17)
     params = mlp.init(jax.random.key(1), [3, 5, 2], dtype=jnp.float64, activation="tanh")
@@ -166,6 +167,7 @@ def minibatch_runs(request):
     return runs
 
 
+@pytest.mark.slow
 def test_backprop_and_autodiff_train_to_the_same_params(minibatch_runs):
     backprop, autodiff = minibatch_runs["backprop"], minibatch_runs["autodiff"]
     _assert_trees_close(backprop.params, autodiff.params, rtol=1e-9, atol=1e-12)
@@ -173,6 +175,7 @@ def test_backprop_and_autodiff_train_to_the_same_params(minibatch_runs):
         np.testing.assert_allclose(backprop.history[name], autodiff.history[name], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_minibatch_fit_equals_the_manual_loop_with_the_same_shuffles(minibatch_runs):
     params, losses, grad_norms = minibatch_runs["manual"]
     result = minibatch_runs["backprop"]
@@ -190,6 +193,7 @@ def _linear_reveal(params, x, y, weights):
     return jnp.sum(weights * (x @ params["w"])) / total, {"w": x.T @ weights / total}
 
 
+@pytest.mark.slow
 def test_every_sample_is_visited_exactly_once_per_epoch_with_a_partial_batch():
     n, batch_size, epochs = 10, 4, 2
     x = jnp.eye(n, dtype=jnp.float64)
@@ -241,6 +245,7 @@ def test_a_callable_without_weights_and_a_partial_batch_is_a_value_error():
         )
 
 
+@pytest.mark.slow
 def test_a_callable_that_requires_weights_works_with_validation():
     """BUG (reported): the validation metrics call the gradients callable without ``weights``.
 
@@ -290,6 +295,7 @@ def _fit_quadratic(epochs, x, optimizer, callback=None):
     )
 
 
+@pytest.mark.slow
 def test_epochs_do_not_recompile(count_compilations):
     x = jax.random.normal(jax.random.key(1), (10, 3), jnp.float64)
     optimizer = optim.momentum(0.1, 0.5)
@@ -306,6 +312,7 @@ def test_epochs_do_not_recompile(count_compilations):
     assert per_epoch == [per_epoch[0]] * 6
 
 
+@pytest.mark.slow
 def test_new_data_values_do_not_recompile(count_compilations):
     """BUG (reported): each fit call wraps its epoch in a fresh ``jax.jit``, so a second fit
     with the same settings and data of the same shape compiles the epoch again.
@@ -352,6 +359,7 @@ def digits_run():
     return result, (x[test], y[test]), calls
 
 
+@pytest.mark.slow
 def test_digits_reach_95_percent_test_accuracy(digits_run):
     result, (x_test, y_test), _ = digits_run
     test = fungrad.evaluate(result.params, x_test, y_test, loss="softmax_cross_entropy")
@@ -361,6 +369,7 @@ def test_digits_reach_95_percent_test_accuracy(digits_run):
     assert result.history["accuracy"][-1] >= 0.95
 
 
+@pytest.mark.slow
 def test_fit_result_fields(digits_run):
     result, _, _ = digits_run
     assert isinstance(result, fungrad.FitResult)
@@ -406,6 +415,7 @@ def _diverging(epochs, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_divergence_stops_and_keeps_the_last_finite_params():
     result = _diverging(50)
     assert result.stop_reason.startswith("diverged")
@@ -422,6 +432,7 @@ def test_divergence_stops_and_keeps_the_last_finite_params():
     assert int(result.state.step) == int(before.state.step) == result.epochs_run - 1
 
 
+@pytest.mark.slow
 def test_divergence_can_raise():
     with pytest.raises(FloatingPointError, match="diverged"):
         _diverging(50, on_divergence="raise", batch_size=8)
@@ -449,6 +460,7 @@ def _classes(n=12):
     return jnp.arange(n) % 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "error", "pattern"),
     [
@@ -484,6 +496,7 @@ def test_bad_input_is_an_error_naming_the_argument(overrides, error, pattern):
         _bad_fit(**overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [

@@ -56,6 +56,7 @@ def stop_after(epoch):
 PARAMS = mlp.init(jax.random.key(0), [64, 12, 10])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["gd", "sgd", "momentum", "nesterov", "ema", "adam"])
 def test_interrupted_and_resumed_equals_uninterrupted(problem, optimizer, tmp_path):
     x, y, _ = problem
@@ -77,6 +78,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(problem, optimizer, tmp_pa
         np.testing.assert_array_equal(resumed.history[name], values)
 
 
+@pytest.mark.slow
 def test_keep_best_returns_the_best_epochs_params(problem):
     x, y, validation = problem
     kw = settings(problem, optimizer=optim.sgd(2.0))  # too large a step: val_loss wanders
@@ -90,6 +92,7 @@ def test_keep_best_returns_the_best_epochs_params(problem):
     assert last.best_epoch is None
 
 
+@pytest.mark.slow
 def test_keep_best_for_accuracy_takes_the_maximum(problem):
     x, y, _ = problem
     result = fungrad.fit(
@@ -118,6 +121,7 @@ def test_keep_best_names_a_recorded_metric(problem):
         )
 
 
+@pytest.mark.slow
 def test_checkpoint_saves_during_training_and_at_the_end(problem, tmp_path):
     x, y, _ = problem
     saved = []
@@ -136,6 +140,7 @@ def test_checkpoint_saves_during_training_and_at_the_end(problem, tmp_path):
     assert saved[-1].config["fit"]["sizes"] == [64, 12, 10]
 
 
+@pytest.mark.slow
 def test_a_diverging_run_saves_its_last_finite_state(problem, tmp_path):
     x, y, _ = problem
     path = tmp_path / "run.npz"
@@ -148,6 +153,7 @@ def test_a_diverging_run_saves_its_last_finite_state(problem, tmp_path):
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(restored.state.params))
 
 
+@pytest.mark.slow
 def test_resume_with_a_smaller_cap_is_refused(problem, tmp_path):
     x, y, _ = problem
     kw = settings(problem, optimizer=optim.sgd(0.1))
@@ -157,6 +163,7 @@ def test_resume_with_a_smaller_cap_is_refused(problem, tmp_path):
         fungrad.fit(PARAMS, x, y, epochs=3, initial_state=path, **kw)
 
 
+@pytest.mark.slow
 def test_resume_from_another_architecture_is_refused(problem, tmp_path):
     x, y, _ = problem
     kw = settings(problem, optimizer=optim.sgd(0.1))
@@ -170,6 +177,7 @@ def test_resume_from_another_architecture_is_refused(problem, tmp_path):
         fungrad.fit(other, x, y, epochs=2, initial_state=state, **kw)
 
 
+@pytest.mark.slow
 def test_resume_compiles_the_epoch_once(problem, tmp_path, count_compilations):
     x, y, _ = problem
     kw = settings(problem, optimizer=optim.momentum(0.05), keep_best="val_loss")
@@ -193,6 +201,7 @@ def restart_settings(problem):
     )
 
 
+@pytest.mark.slow
 def test_restarts_resumed_equal_uninterrupted(problem, tmp_path):
     x, y, _ = problem
     starts = [mlp.init(k, [64, 12, 10]) for k in jax.random.split(jax.random.key(3), 3)]
@@ -211,6 +220,7 @@ def test_restarts_resumed_equal_uninterrupted(problem, tmp_path):
     assert resumed.best_index == full.best_index and resumed.stop_reasons == full.stop_reasons
 
 
+@pytest.mark.slow
 def test_restarts_keep_best_ranks_runs_by_their_best_epoch(problem):
     x, y, _ = problem
     starts = [mlp.init(k, [64, 12, 10]) for k in jax.random.split(jax.random.key(3), 3)]

@@ -50,8 +50,13 @@ def _step(program: Program, optimizer, x, y):
         count = jnp.sum(weights)
         # The norm of the epoch's last gradient only: a norm every step would read all the
         # gradients once more per step, which at small batches costs as much as a tenth of it.
-        grad_norm = jax.lax.cond(last, _norm, lambda g: jnp.zeros((), value.dtype), grads)
-        metrics = {"loss": value * count, "grad_norm": grad_norm.astype(value.dtype)}
+        grad_norm = jax.lax.cond(
+            last,
+            lambda g: _norm(g).astype(value.dtype),  # float32 params with float64 data agree
+            lambda g: jnp.zeros((), value.dtype),
+            grads,
+        )
+        metrics = {"loss": value * count, "grad_norm": grad_norm}
         if "accuracy" in program.metrics:
             wrong = zero_one(y_hat, y_batch)
             metrics["accuracy"] = jnp.sum((1 - wrong) * weights)
