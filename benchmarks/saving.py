@@ -28,7 +28,8 @@ line's own defaults), as it is and with more epochs; (b) the MLP 784-512-512-10 
 
 Usage::
 
-    python benchmarks/saving.py          # full run, writes benchmarks/results-saving-cpu.json
+    python benchmarks/saving.py          # full run (about 4 minutes on 2 CPU cores), writes
+                                         # benchmarks/results-saving-cpu.json
     python benchmarks/saving.py --quick  # smoke run, a few seconds after compiling
     python benchmarks/saving.py --json out.json
 """
