@@ -179,6 +179,13 @@ def _add_data_options(data) -> None:
         action="store_false",
         help="do not standardise features (by default: mean and std of the training part)",
     )
+    data.add_argument(
+        "--no-standardize-targets",
+        dest="standardize_targets",
+        action="store_false",
+        help="do not standardise regression targets (by default: mean and std of the training "
+        "part; predictions and RMSE/MAE are reported in the targets' own units)",
+    )
 
 
 def _add_model_options(model) -> None:

@@ -53,16 +53,41 @@ def _output_width(loss: str, dataset) -> int:
     return 1 if dataset.y.ndim == 1 else dataset.y.shape[1]
 
 
-def _preprocessing(dataset, standardize) -> dict[str, Any]:
+def _scaling(standardizer) -> dict[str, list[float]] | None:
+    if standardizer is None:
+        return None
+    return {"mean": standardizer.mean.tolist(), "std": standardizer.std.tolist()}
+
+
+def _target_scaling(config, dataset, raw):
+    """The regression targets' standardiser, fitted on the training part (or ``None``).
+
+    Targets of a regression are standardised by default (``--no-standardize-targets``
+    turns it off): ``y -> (y - mean) / std``, so that the default learning rate suits
+    prices and counts as well as it suits unit-scale data. Predictions and reported errors
+    are turned back into the target's own units.
+    """
+    from fungrad import data
+
+    if dataset.n_classes is not None or not config.get("standardize_targets", False):
+        return None
+    return data.fit_standardizer(raw.y_train.reshape(raw.y_train.shape[0], -1))
+
+
+def _scaled(standardizer, y):
+    if standardizer is None:
+        return y
+    return standardizer(y.reshape(y.shape[0], -1)).reshape(y.shape).astype(y.dtype)
+
+
+def _preprocessing(dataset, standardize, target) -> dict[str, Any]:
     return {
         "features": dataset.features,
         "n_features": int(dataset.x.shape[1]),
-        "standardize": None
-        if standardize is None
-        else {"mean": standardize.mean.tolist(), "std": standardize.std.tolist()},
+        "standardize": _scaling(standardize),
         "task": "classification" if dataset.n_classes is not None else "regression",
         "classes": dataset.classes,
-        "target": None,
+        "target": _scaling(target),
     }
 
 
@@ -83,9 +108,12 @@ def prepare(config) -> Prepared:
         parts = parts._replace(
             **{name: (x if standardize is None else standardize(x)).astype(dtype)}
         )
+    target = _target_scaling(config, dataset, raw)
+    for name in ("y_train", "y_val", "y_test"):
+        parts = parts._replace(**{name: _scaled(target, getattr(raw, name))})
     loss = _loss(config, dataset)
     sizes = [dataset.x.shape[1], *config["hidden"], _output_width(loss, dataset)]
-    return Prepared(raw, parts, loss, sizes, _preprocessing(dataset, standardize))
+    return Prepared(raw, parts, loss, sizes, _preprocessing(dataset, standardize, target))
 
 
 def parameter_count(sizes: list[int]) -> int:

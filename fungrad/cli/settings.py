@@ -17,12 +17,17 @@ from fungrad.cli import UsageError
 RUN_FORMAT = "fungrad-run"
 
 TRAINING = (
-    "data", "labels", "label_column", "validation", "test", "standardize", "hidden",
+    "data", "labels", "label_column", "validation", "test", "standardize",
+    "standardize_targets", "hidden",
     "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
     "batch_size", "stop", "gradients", "restarts", "learning_rates", "seed", "keep_best",
 )  # fmt: skip
 FREE = ("epochs", "save_every", "devices", "quiet", "json", "plot", "resume")
-_FLAGS = {"standardize": "--no-standardize", "plot": "--no-plot"}
+_FLAGS = {
+    "standardize": "--no-standardize",
+    "standardize_targets": "--no-standardize-targets",
+    "plot": "--no-plot",
+}
 
 
 def flag(name: str) -> str:
@@ -79,7 +84,8 @@ def new_config(args: argparse.Namespace) -> dict[str, Any]:
 def _upgraded(saved: dict, path: Path) -> dict:
     """A saved config in today's layout; a checkpoint without command-line settings is refused."""
     if saved.get("format") == RUN_FORMAT:
-        return dict(saved)
+        # Runs saved before targets were standardised trained on the targets as they were.
+        return {"standardize_targets": False, **saved}
     if "fit" in saved or "sizes" not in saved or "data" not in saved:
         raise UsageError(
             f"--resume: {path} holds no command-line settings (was it saved from the Python "
@@ -88,6 +94,7 @@ def _upgraded(saved: dict, path: Path) -> dict:
     # A run folder written before run folders had a format marker.
     return {
         "format": RUN_FORMAT, "version": 1, "keep_best": None, "save_every": 10.0,
+        "standardize_targets": False,
         **{k: v for k, v in saved.items() if k not in ("best_run",)},
     }  # fmt: skip
 
