@@ -1,0 +1,93 @@
+"""The :class:`Dataset` every loader returns, and the checks that turn raw arrays into one."""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+PathLike = str | os.PathLike
+
+
+class Dataset(NamedTuple):
+    """A dataset in memory.
+
+    Attributes:
+        x: inputs, float32 ``(n, d)``; images are flattened row by row.
+        y: int64 class labels ``(n,)`` in ``0..n_classes-1``, or float32 regression targets
+            ``(n,)`` or ``(n, k)``.
+        name: where it came from (the bundled name or the file name).
+        n_classes: the number of classes for integer labels, else ``None``.
+        classes: the class labels as they appear in the data, in the order of their indices
+            (``classes[y[i]]`` is row ``i``'s label), or ``None`` for regression.
+        features: the feature column names (a CSV's header), or ``None`` if the file has none.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    name: str
+    n_classes: int | None
+    classes: list | None = None
+    features: list[str] | None = None
+
+
+class DataFileNotFoundError(FileNotFoundError, ValueError):
+    """A data file does not exist. Its message starts with the path.
+
+    It is both a ``FileNotFoundError`` and a ``ValueError``, so either ``except`` catches it.
+    """
+
+
+def _features(x: np.ndarray, where: str) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected numeric inputs, got dtype {x.dtype}")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"{where}: expected a non-empty array of samples, got shape {x.shape}")
+    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{where}: inputs contain NaN or infinity (or values beyond float32)")
+    return x
+
+
+def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None, list | None]:
+    """Integer or string labels become class indices; floats stay regression targets.
+
+    Non-negative integer labels are taken as class indices as they are (``n_classes = max +
+    1``), so two files of one problem agree even when one lacks a class. Labels with negative
+    values (``-1/+1``) and class names are replaced by their index in the sorted unique values.
+    """
+    if y.dtype.kind in "biuUS":
+        if y.ndim != 1:
+            raise ValueError(f"{where}: expected class labels of shape (n,), got shape {y.shape}")
+        if y.dtype.kind in "US" or (y.size and y.min() < 0):
+            classes, y = np.unique(y, return_inverse=True)
+            return y.reshape(-1).astype(np.int64), len(classes), classes.tolist()
+        y = y.astype(np.int64)
+        n_classes = int(y.max()) + 1 if y.size else 0
+        return y, n_classes, list(range(n_classes))
+    if y.dtype.kind == "f":
+        if y.ndim not in (1, 2):
+            raise ValueError(
+                f"{where}: expected regression targets of shape (n,) or (n, k), got {y.shape}"
+            )
+        y = y.astype(np.float32)
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{where}: targets contain NaN or infinity")
+        return y, None, None
+    raise TypeError(
+        f"{where}: expected integer class labels, class names or float targets, got dtype {y.dtype}"
+    )
+
+
+def _dataset(
+    x: np.ndarray, y: np.ndarray, name: str, where: str, features: list[str] | None = None
+) -> Dataset:
+    x = _features(x, where)
+    y, n_classes, classes = _targets(y, where)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{where}: inputs have {x.shape[0]} rows but labels have {y.shape[0]}; "
+            "expected one label per row"
+        )
+    return Dataset(x, y, name, n_classes, classes, features)
