@@ -28,7 +28,7 @@ line's own defaults), as it is and with more epochs; (b) the MLP 784-512-512-10 
 
 Usage::
 
-    python benchmarks/saving.py          # full run (about 4 minutes on 2 CPU cores), writes
+    python benchmarks/saving.py          # full run (about 6 minutes on 2 CPU cores), writes
                                          # benchmarks/results-saving-cpu.json
     python benchmarks/saving.py --quick  # smoke run, a few seconds after compiling
     python benchmarks/saving.py --json out.json
@@ -59,7 +59,8 @@ SAVE_EVERY = 10.0  # seconds: fit's default, and the command line's
 TARGET = 0.02  # saving at the default cadence should cost under 2% of the training time
 RESULTS = Path(__file__).resolve().parent / "results-saving-cpu.json"
 BENCHMARK_SIZES = (784, 512, 512, 10)  # benchmarks/run.py's model
-VARIANTS = ("A", "B", "C")
+# "A2" is A again: a control, whose ratio to A is the resolution of the paired comparison.
+VARIANTS = ("A", "B", "C", "A2")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Config:
         return [(b, r) for b, r in zip(builds, self.rounds, strict=True) if b is not None]
 
 
-FULL = Config(30, 500, 20, 4096, rounds=(15, 7, 7), repeats=30)
+FULL = Config(30, 1000, 20, 4096, rounds=(15, 7, 7), repeats=30)
 QUICK = Config(2, None, 2, 256, rounds=(1, 1, 1), repeats=2)
 
 
@@ -187,9 +188,12 @@ def timed_fit(workload: Workload, variant: str, target: Path) -> tuple[float, in
     """One call of ``variant``: ``(seconds, saves, result)``; ``target`` is removed first."""
     target.unlink(missing_ok=True)
     counter = SaveCounter(target)
-    saving = {"A": {}, "B": {"checkpoint": target, "save_every": SAVE_EVERY}}.get(
-        variant, {"checkpoint": target, "save_every": 0.0}
-    )
+    saving = {
+        "A": {},
+        "A2": {},
+        "B": {"checkpoint": target, "save_every": SAVE_EVERY},
+        "C": {"checkpoint": target, "save_every": 0.0},
+    }[variant]
     start = time.perf_counter()
     result = workload.fit(callback=counter, **saving)
     seconds = time.perf_counter() - start
@@ -198,7 +202,7 @@ def timed_fit(workload: Workload, variant: str, target: Path) -> tuple[float, in
 
 
 def run_rounds(workload: Workload, rounds: int, folder: Path) -> dict:
-    """Warm up each variant once, then ``rounds`` rounds of A, B, C (reversed in odd rounds)."""
+    """Warm up each variant once, then ``rounds`` rounds of A, B, C, A2 (reversed in odd rounds)."""
     target = folder / "checkpoint.npz"
     for variant in VARIANTS:
         timed_fit(workload, variant, target)
@@ -299,7 +303,7 @@ def figures(workload: Workload, measured: dict, parts: dict) -> dict:
     """Medians, paired per-round ratios and the costs as fractions of A's time."""
     times, saves = measured["times_s"], measured["saves"]
     epochs = workload.options["epochs"]
-    a, b, c = (np.asarray(times[v]) for v in VARIANTS)
+    a, b, c, again = (np.asarray(times[v]) for v in VARIANTS)
     ratio_b = b / a
     per_save = (c - a) / np.maximum(np.asarray(saves["C"]), 1)
     final_save = b - a
@@ -321,6 +325,8 @@ def figures(workload: Workload, measured: dict, parts: dict) -> dict:
         "final_save_s": median(final_save),
         "final_save_quartiles_s": quartiles(final_save),
         "b_over_a_of_minima": float(b.min() / a.min()),
+        "control_paired": median(again / a),
+        "control_quartiles": quartiles(again / a),
         "c_over_a_paired": median(c / a),
         "per_save_s": per_save_s,
         "per_save_quartiles_s": quartiles(per_save),
@@ -375,6 +381,11 @@ def _pct(fraction: float) -> str:
     return f"{fraction * 100:.2f}%"
 
 
+def _spread(value: float, quartiles, digits: int = 3) -> str:
+    low, high = quartiles
+    return f"{value:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
 def render(report: dict) -> str:
     lines = [
         f"Checkpoint cost, {report['machine']['cores']} cores {report['machine']['cpu']}, "
@@ -383,20 +394,20 @@ def render(report: dict) -> str:
         f"{report['load_average']['end'][0]:.2f}",
         "",
         "| workload | rounds | A s | B s | C s | saves in B | B/A paired (quartiles) "
-        "| B/A of minima | final save ms (B-A) | per save ms ((C-A)/saves) "
+        "| control: A again / A | final save ms (B-A) | per save ms, (C-A)/saves (quartiles) "
         "| most at 10 s, a run of A's length | a long run at 10 s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["workloads"]:
         med, saves_b = row["median_s"], sorted(set(row["saves"]["B"]))
-        low, high = row["b_over_a_quartiles"]
         lines.append(
             f"| {row['name']} | {len(row['times_s']['A'])} | {med['A']:.3f} | {med['B']:.3f} "
             f"| {med['C']:.3f} | {','.join(map(str, saves_b))} "
-            f"| {row['b_over_a_paired']:.3f} ({low:.3f}-{high:.3f}) "
-            f"| {row['b_over_a_of_minima']:.3f} | {_ms(row['final_save_s'])} "
-            f"| {_ms(row['per_save_s'])} | {_pct(row['bound_at_default'])} "
-            f"| {_pct(row['steady_cadence'])} |"
+            f"| {_spread(row['b_over_a_paired'], row['b_over_a_quartiles'])} "
+            f"| {_spread(row['control_paired'], row['control_quartiles'])} "
+            f"| {_ms(row['final_save_s'])} "
+            f"| {_spread(row['per_save_s'] * 1e3, [q * 1e3 for q in row['per_save_quartiles_s']], 1)} "
+            f"| {_pct(row['bound_at_default'])} | {_pct(row['steady_cadence'])} |"
         )
     lines += [
         "",
