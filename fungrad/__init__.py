@@ -23,7 +23,7 @@ from fungrad import (
 )
 from fungrad.activations import Activation, get_activation, register_activation
 from fungrad.backprop import per_sample_value_and_grad, value_and_grad
-from fungrad.losses import Loss, accuracy, get_loss, zero_one
+from fungrad.losses import Loss, accuracy, get_loss, register_loss, zero_one
 from fungrad.runs import Run, load_run
 from fungrad.stopping import StopCondition
 from fungrad.train import (
@@ -64,6 +64,7 @@ __all__ = [
     "parallel",
     "per_sample_value_and_grad",
     "register_activation",
+    "register_loss",
     "runs",
     "stopping",
     "value_and_grad",

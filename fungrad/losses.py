@@ -28,23 +28,80 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-__all__ = ["Loss", "get_loss", "loss_names", "prepare_targets", "zero_one", "accuracy"]
+from fungrad._checks import one_of
+
+__all__ = [
+    "TARGET_KINDS",
+    "Loss",
+    "accuracy",
+    "get_loss",
+    "loss_names",
+    "prepare_targets",
+    "register_loss",
+    "zero_one",
+]
 
 
-class Loss(NamedTuple):
-    """A per-sample loss and its hand-written gradient with respect to ``y_hat``.
+TARGET_KINDS = ("classes", "binary", "real")
+"""The kinds of target a :class:`Loss` takes (its ``target`` field)."""
+
+
+class _LossFields(NamedTuple):
+    name: str
+    fn: Callable[[jax.Array, jax.Array], jax.Array]
+    grad: Callable[[jax.Array, jax.Array], jax.Array]
+    classification: bool
+    target: str
+
+
+class Loss(_LossFields):
+    """A per-sample loss, its hand-written gradient with respect to ``y_hat``, and its targets.
 
     Attributes:
         name: the name shown in errors and histories.
         fn: ``(y_hat (batch, k), y) -> (batch,)`` per-sample losses.
         grad: ``(y_hat, y) -> (batch, k)``, the per-sample ``dl/dy_hat``.
-        classification: whether the outputs are logits of classes (accuracy is then reported).
+        classification: whether the outputs are class scores (accuracy is then reported).
+            Defaults to ``target != "real"``.
+        target: the kind of target the loss takes, one of :data:`TARGET_KINDS`:
+            ``"classes"`` (integer class labels ``(batch,)`` or probability rows
+            ``(batch, k)``), ``"binary"`` (values in ``[0, 1]``) or ``"real"`` (any finite
+            values). Defaults to ``"classes"`` when ``classification`` is true, else
+            ``"real"``.
+
+    Raises:
+        ValueError: for a ``target`` that is not one of :data:`TARGET_KINDS`.
+        TypeError: for a ``classification`` that is not a bool.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> hinge = Loss("hinge", lambda z, y: jnp.sum(jnp.maximum(0, 1 - z * (2 * y - 1)), -1),
+        ...              lambda z, y: jnp.where(z * (2 * y - 1) < 1, 1 - 2 * y, 0.0),
+        ...              target="binary")
+        >>> hinge.target, hinge.classification
+        ('binary', True)
     """
 
-    name: str
-    fn: Callable[[jax.Array, jax.Array], jax.Array]
-    grad: Callable[[jax.Array, jax.Array], jax.Array]
-    classification: bool
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        name: str,
+        fn: Callable[[jax.Array, jax.Array], jax.Array],
+        grad: Callable[[jax.Array, jax.Array], jax.Array],
+        classification: bool | None = None,
+        target: str | None = None,
+    ) -> Loss:
+        if classification is not None and not isinstance(classification, (bool, np.bool_)):
+            raise TypeError(
+                f"classification: expected True or False, got {type(classification).__name__}"
+            )
+        if target is None:
+            target = "classes" if classification else "real"
+        one_of("target", target, TARGET_KINDS)
+        if classification is None:
+            classification = target != "real"
+        return super().__new__(cls, name, fn, grad, bool(classification), target)
 
 
 def _l2(y_hat, y):
@@ -98,17 +155,23 @@ def _sigmoid_binary_cross_entropy_grad(logits, y):
 _REGISTRY: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("l2", _l2, _l2_grad, False),
-        Loss("mse", _mse, _mse_grad, False),
-        Loss("softmax_cross_entropy", _softmax_cross_entropy, _softmax_cross_entropy_grad, True),
+        Loss("l2", _l2, _l2_grad, target="real"),
+        Loss("mse", _mse, _mse_grad, target="real"),
+        Loss(
+            "softmax_cross_entropy",
+            _softmax_cross_entropy,
+            _softmax_cross_entropy_grad,
+            target="classes",
+        ),
         Loss(
             "sigmoid_binary_cross_entropy",
             _sigmoid_binary_cross_entropy,
             _sigmoid_binary_cross_entropy_grad,
-            True,
+            target="binary",
         ),
     )
 }
+_BUILTIN = frozenset(_REGISTRY)
 _METRICS = ("zero_one", "accuracy")
 
 
@@ -117,16 +180,67 @@ def loss_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def _checked(loss: Loss, argname: str) -> Loss:
+    """``loss`` itself, after checking each field."""
+    if not isinstance(loss.name, str) or not loss.name:
+        raise TypeError(f"{argname}.name: expected a non-empty string, got {loss.name!r}")
+    for field in ("fn", "grad"):
+        value = getattr(loss, field)
+        if not callable(value):
+            raise TypeError(
+                f"{argname}.{field}: expected a callable (y_hat, y) -> array, "
+                f"got {type(value).__name__}"
+            )
+    one_of(f"{argname}.target", loss.target, TARGET_KINDS)
+    return loss
+
+
+def register_loss(loss: Loss) -> Loss:
+    """Register a :class:`Loss` so it can be asked for by its name.
+
+    Its targets are then checked like a built-in loss's with the same ``target`` kind.
+
+    Args:
+        loss: the loss; its ``name`` must not be a built-in loss or metric, nor a name
+            already registered for another loss.
+
+    Returns:
+        ``loss``.
+
+    Raises:
+        TypeError: if ``loss`` is not a :class:`Loss`, its name not a string, or ``fn`` or
+            ``grad`` not callable.
+        ValueError: if the name is taken, or ``target`` is not one of :data:`TARGET_KINDS`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> l1 = register_loss(Loss("l1_example", lambda y_hat, y: jnp.sum(jnp.abs(y_hat - y), -1),
+        ...                         lambda y_hat, y: jnp.sign(y_hat - y), target="real"))
+        >>> get_loss("l1_example") is l1
+        True
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected a fungrad.Loss, got {type(loss).__name__}")
+    _checked(loss, "loss")
+    if loss.name in _BUILTIN or loss.name in _METRICS:
+        raise ValueError(f"loss.name: {loss.name!r} is a built-in name; choose another")
+    if _REGISTRY.get(loss.name, loss) is not loss:
+        raise ValueError(f"loss.name: a different loss is already registered as {loss.name!r}")
+    _REGISTRY[loss.name] = loss
+    return loss
+
+
 def get_loss(loss: str | Loss, *, argname: str = "loss") -> Loss:
     """Resolve a name or a :class:`Loss` to a :class:`Loss`.
 
     Raises:
         ValueError: for an unknown name, or a metric (``zero_one``, ``accuracy``) asked for as
             a training loss: it has zero gradient almost everywhere.
-        TypeError: for anything that is neither a string nor a :class:`Loss`.
+        TypeError: for anything that is neither a string nor a :class:`Loss`, or a
+            :class:`Loss` whose ``fn`` or ``grad`` is not callable.
     """
     if isinstance(loss, Loss):
-        return loss
+        return _checked(loss, argname)
     if isinstance(loss, str):
         if loss in _METRICS:
             raise ValueError(
@@ -147,42 +261,91 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer) and getattr(x, "is_fully_addressable", True)
 
 
-def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str = "y"):
-    """Check ``y`` against the loss and the model's output shape; return it in batched form.
+def _row(values: np.ndarray) -> str:
+    return np.array2string(values, threshold=8, precision=6, separator=", ")
 
-    ``y_hat_shape`` is ``(batch, k)``. Regression losses and the sigmoid loss take ``y`` of
-    shape ``(batch, k)`` (or ``(batch,)`` when ``k == 1``); the softmax loss takes integer
-    labels ``(batch,)`` in ``[0, k)`` or probabilities ``(batch, k)``. Label ranges are checked
-    when ``y`` is concrete (outside ``jit``). Integer or boolean targets for the other losses
-    are converted to floats.
+
+def _check_class_labels(y, loss: Loss, batch: int, k: int, argname: str):
+    if y.shape != (batch,):
+        raise ValueError(
+            f"{argname}: integer class labels for loss {loss.name!r} must have shape "
+            f"({batch},), got {y.shape}"
+        )
+    if _is_concrete(y) and y.size:
+        # Reduce in NumPy: a jnp reduction of concrete labels closed over by a jitted
+        # function would itself be traced, and int() of it would fail.
+        labels = np.asarray(y)
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= k:
+            raise ValueError(
+                f"{argname}: class labels must lie in [0, {k}) for a model with {k} outputs, "
+                f"got labels in [{low}, {high}]"
+            )
+    return y
+
+
+def _check_binary(y: np.ndarray, loss: Loss, argname: str) -> None:
+    """Binary targets lie in ``[0, 1]`` (NaN does not)."""
+    outside = ~((y >= 0) & (y <= 1))
+    if outside.any():
+        row = int(np.argmax(outside.any(axis=1)))
+        raise ValueError(
+            f"{argname}: expected values in [0, 1] for loss {loss.name!r}, got "
+            f"{int(outside.sum())} outside it, the first in row {row}: {_row(y[row])}"
+        )
+
+
+def _check_probabilities(y: np.ndarray, loss: Loss, argname: str) -> None:
+    """Probability rows are non-negative and sum to 1 (to 1e-6 in float64, else 1e-3)."""
+    tolerance = 1e-6 if y.dtype == np.float64 else 1e-3
+    sums = y.sum(axis=1, dtype=np.float64)
+    bad = (y < 0).any(axis=1) | ~(np.abs(sums - 1) <= tolerance)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{argname}: expected probability rows (non-negative, summing to 1 within "
+            f"{tolerance:g}) or integer class labels for loss {loss.name!r}, got "
+            f"{int(bad.sum())} bad rows, the first row {row}: {_row(y[row])} sums to "
+            f"{sums[row]:.6g}"
+        )
+
+
+def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str = "y"):
+    """Check ``y`` against the loss's target kind and the model's output shape; batch it.
+
+    ``y_hat_shape`` is ``(batch, k)``. By ``loss.target``:
+
+    - ``"real"``: floats ``(batch, k)`` (or ``(batch,)`` when ``k == 1``);
+    - ``"binary"``: the same shapes, values in ``[0, 1]``;
+    - ``"classes"``: integer labels ``(batch,)`` in ``[0, k)``, or probability rows
+      ``(batch, k)``: non-negative, each summing to 1 (within ``1e-6`` in float64, ``1e-3``
+      otherwise).
+
+    Values are checked when ``y`` is concrete (outside ``jit``); traced targets only have
+    their shape checked. Integer or boolean targets other than class labels become floats.
 
     Raises:
-        ValueError: on a shape that does not fit, or integer labels out of range.
+        ValueError: on a shape that does not fit, or values the target kind does not take.
+
+    Example:
+        >>> import numpy as np
+        >>> bce = get_loss("sigmoid_binary_cross_entropy")
+        >>> prepare_targets(bce, np.array([0, 1, 1]), (3, 1)).shape
+        (3, 1)
+        >>> prepare_targets(bce, np.array([0.0, 2.0, 1.0]), (3, 1))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: y: expected values in [0, 1] ... got 1 outside it, the first in row 1: [2.]
     """
     y = jnp.asarray(y)
     batch, k = y_hat_shape
-    if loss.name == "softmax_cross_entropy" and jnp.issubdtype(y.dtype, jnp.integer):
-        if y.shape != (batch,):
-            raise ValueError(
-                f"{argname}: integer class labels for softmax_cross_entropy must have shape "
-                f"({batch},), got {y.shape}"
-            )
-        if _is_concrete(y) and y.size:
-            # Reduce in NumPy: a jnp reduction of concrete labels closed over by a jitted
-            # function would itself be traced, and int() of it would fail.
-            labels = np.asarray(y)
-            low, high = int(labels.min()), int(labels.max())
-            if low < 0 or high >= k:
-                raise ValueError(
-                    f"{argname}: class labels must lie in [0, {k}) for a model with {k} outputs, "
-                    f"got labels in [{low}, {high}]"
-                )
-        return y
-    if y.shape == (batch,) and k == 1 and loss.name != "softmax_cross_entropy":
+    classes = loss.target == "classes"
+    if classes and jnp.issubdtype(y.dtype, jnp.integer):
+        return _check_class_labels(y, loss, batch, k, argname)
+    if y.shape == (batch,) and k == 1 and not classes:
         y = y[:, None]
     if y.shape != (batch, k):
         expected = f"({batch}, {k})"
-        if loss.name == "softmax_cross_entropy":
+        if classes:
             expected = f"integer labels ({batch},) or probabilities ({batch}, {k})"
         elif k == 1:
             expected += f" or ({batch},)"
@@ -191,6 +354,9 @@ def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str
         )
     if not jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(jnp.result_type(float))
+    if _is_concrete(y) and y.size and loss.target != "real":
+        check = _check_probabilities if classes else _check_binary
+        check(np.asarray(y), loss, argname)
     return y
 
 

@@ -49,12 +49,29 @@ IDS = [f"{name}-{kind}" for name, kind, _ in CASES]
 
 
 def test_builtin_names():
-    assert set(losses.loss_names()) == {
+    # Built-ins come first; a docstring example may have registered more after them.
+    assert losses.loss_names()[:4] == (
         "l2",
         "mse",
         "softmax_cross_entropy",
         "sigmoid_binary_cross_entropy",
+    )
+
+
+def test_builtin_losses_declare_their_targets():
+    targets = {name: losses.get_loss(name).target for name in losses.loss_names()[:4]}
+    assert targets == {
+        "l2": "real",
+        "mse": "real",
+        "softmax_cross_entropy": "classes",
+        "sigmoid_binary_cross_entropy": "binary",
     }
+    assert [losses.get_loss(name).classification for name in targets] == [
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 @pytest.mark.slow
@@ -245,3 +262,214 @@ def test_labels_closed_over_by_a_jitted_function():
     np.testing.assert_allclose(value_with(labels), want, rtol=1e-14)
     with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):
         value_with(jnp.array([0, 1, 3, 0, 1]))
+
+
+# --------------------------------------------------------------------------- target kinds
+
+
+def _square(y_hat, y):
+    return jnp.sum((y_hat - y) ** 2, axis=-1)
+
+
+def _square_grad(y_hat, y):
+    return 2 * (y_hat - y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "target", "classification"),
+    [
+        ({}, "real", False),
+        ({"classification": False}, "real", False),
+        ({"classification": True}, "classes", True),
+        ({"target": "binary"}, "binary", True),
+        ({"target": "classes"}, "classes", True),
+        ({"target": "real"}, "real", False),
+        ({"target": "binary", "classification": False}, "binary", False),
+    ],
+)
+def test_loss_target_and_classification_default_to_each_other(kwargs, target, classification):
+    loss = fungrad.Loss("square", _square, _square_grad, **kwargs)
+    assert (loss.target, loss.classification) == (target, classification)
+
+
+def test_a_loss_with_an_unknown_target_kind_is_refused():
+    with pytest.raises(ValueError, match=r"^target: expected one of 'classes', 'binary', 'real'"):
+        fungrad.Loss("square", _square, _square_grad, target="probabilities")
+    with pytest.raises(TypeError, match=r"^classification: expected True or False"):
+        fungrad.Loss("square", _square, _square_grad, "yes")
+
+
+@pytest.mark.parametrize(
+    ("y", "row"),
+    [
+        (np.array([[0.0, 1.0, 0.5], [0.2, 1.5, 0.0], [0, 0, 0], [-0.1, 0, 0], [1, 1, 1]]), 1),
+        (np.array([[0.0, 1.0, 0.5], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, np.nan, 1]]), 4),
+    ],
+    ids=["above-and-below", "nan"],
+)
+def test_binary_targets_outside_the_unit_interval_are_rejected(y, row):
+    params, x = _model()
+    with pytest.raises(ValueError) as info:
+        fungrad.value_and_grad(params, x, y, loss="sigmoid_binary_cross_entropy")
+    message = str(info.value)
+    assert message.startswith("y: expected values in [0, 1]"), message
+    outside = int(np.sum(~((y >= 0) & (y <= 1))))
+    assert f"got {outside} outside it, the first in row {row}:" in message
+
+
+def test_binary_targets_are_checked_by_fit_before_training():
+    params, x = _model(k=1)
+    y = np.array([0.0, 1.0, 1.0, 2.0, 0.0])
+    with pytest.raises(ValueError, match=r"^y: expected values in \[0, 1\].*row 3"):
+        fungrad.fit(
+            params,
+            x,
+            y,
+            loss="sigmoid_binary_cross_entropy",
+            optimizer=fungrad.optim.sgd(0.1),
+            epochs=1,
+            key=jax.random.key(0),
+        )
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "expected_sum"),
+    [
+        ([0.5, 0.6, 0.0], "1.1"),
+        ([0.5, 0.3, 0.0], "0.8"),
+        ([1.5, -0.5, 0.0], "1"),
+        ([0.5, np.nan, 0.5], "nan"),
+    ],
+    ids=["above-one", "below-one", "negative", "nan"],
+)
+def test_probability_rows_must_be_non_negative_and_sum_to_one(bad_row, expected_sum):
+    params, x = _model()
+    y = np.tile([0.2, 0.3, 0.5], (5, 1))
+    y[2] = bad_row
+    with pytest.raises(ValueError) as info:
+        fungrad.value_and_grad(params, x, y, loss="softmax_cross_entropy")
+    message = str(info.value)
+    assert message.startswith("y: expected probability rows"), message
+    assert "the first row 2:" in message
+    assert message.endswith(f"sums to {expected_sum}")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "within", "beyond"),
+    [(np.float32, 5e-4, 5e-3), (np.float64, 5e-7, 5e-6)],
+)
+def test_probability_rows_sum_to_one_within_the_dtypes_tolerance(dtype, within, beyond):
+    params, x = _model()
+    y = np.tile(np.array([0.25, 0.25, 0.5], dtype), (5, 1))
+    y[:, 2] += dtype(within)
+    fungrad.value_and_grad(params, x, y, loss="softmax_cross_entropy")
+    y[:, 2] += dtype(beyond)
+    with pytest.raises(ValueError, match=r"^y: expected probability rows .* row 0"):
+        fungrad.value_and_grad(params, x, y, loss="softmax_cross_entropy")
+
+
+def test_valid_targets_of_every_kind_pass():
+    params, x = _model()
+    rng = np.random.default_rng(5)
+    probabilities = rng.dirichlet(np.ones(3), size=5)
+    cases = [
+        ("l2", 100 * rng.normal(size=(5, 3))),
+        ("mse", rng.normal(size=(5, 3))),
+        ("sigmoid_binary_cross_entropy", rng.uniform(0, 1, size=(5, 3))),
+        ("sigmoid_binary_cross_entropy", rng.integers(0, 2, size=(5, 3)).astype(bool)),
+        ("softmax_cross_entropy", probabilities),
+        ("softmax_cross_entropy", np.eye(3)[[0, 2, 1, 1, 0]]),
+        ("softmax_cross_entropy", np.array([0, 2, 1, 1, 0])),
+    ]
+    for name, y in cases:
+        value, _ = fungrad.value_and_grad(params, x, y, loss=name)
+        assert np.isfinite(value), name
+
+
+def test_targets_traced_under_jit_are_not_read():
+    params, x = _model()
+    y = np.tile([0.5, 0.6, 0.0], (5, 1))  # rows sum to 1.1: refused when concrete
+    value = jax.jit(
+        lambda y: fungrad.value_and_grad(params, x, y, loss="softmax_cross_entropy")[0]
+    )(y)
+    assert np.isfinite(value)
+
+
+# --------------------------------------------------------------------------- register_loss
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """Registrations made by a test are undone after it."""
+    monkeypatch.setattr(losses, "_REGISTRY", dict(losses._REGISTRY))
+
+
+def test_a_registered_binary_loss_has_its_targets_checked_like_the_builtin(registry):
+    loss = losses.register_loss(
+        fungrad.Loss("binary_square", _square, _square_grad, target="binary")
+    )
+    assert fungrad.register_loss is losses.register_loss
+    assert losses.get_loss(loss.name) is loss
+    params, x = _model()
+    y = np.full((5, 3), 0.5)
+    fungrad.value_and_grad(params, x, y, loss=loss.name)
+    y[3, 1] = 1.5
+    for name in (loss.name, "sigmoid_binary_cross_entropy"):
+        with pytest.raises(ValueError, match=r"^y: expected values in \[0, 1\].*row 3"):
+            fungrad.value_and_grad(params, x, y, loss=name)
+
+
+def test_a_registered_classes_loss_takes_labels_and_probability_rows(registry):
+    ce = losses.get_loss("softmax_cross_entropy")
+    loss = losses.register_loss(fungrad.Loss("ce", ce.fn, ce.grad, target="classes"))
+    params, x = _model()
+    labels = np.array([0, 2, 1, 1, 0])
+    for y in (labels, np.eye(3)[labels]):
+        np.testing.assert_allclose(
+            fungrad.value_and_grad(params, x, y, loss=loss.name)[0],
+            fungrad.value_and_grad(params, x, y, loss=ce)[0],
+        )
+    with pytest.raises(ValueError, match=r"class labels must lie in \[0, 3\)"):
+        fungrad.value_and_grad(params, x, labels + 1, loss=loss.name)
+    with pytest.raises(ValueError, match=r"probability rows"):
+        fungrad.value_and_grad(params, x, 2 * np.eye(3)[labels], loss=loss.name)
+
+
+def test_registering_twice(registry):
+    loss = fungrad.Loss("twice", _square, _square_grad)
+    assert losses.register_loss(loss) is loss
+    assert losses.register_loss(loss) is loss  # the same loss again: no change
+    other = fungrad.Loss(loss.name, _square, _square_grad, target="binary")
+    with pytest.raises(ValueError, match=r"^loss.name: a different loss is already registered"):
+        losses.register_loss(other)
+    assert losses.get_loss(loss.name) is loss
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "pattern"),
+    [
+        (lambda: "l2", TypeError, r"^loss: expected a fungrad.Loss, got str"),
+        (lambda: fungrad.Loss("l2", _square, _square_grad), ValueError, r"^loss.name: 'l2'"),
+        (lambda: fungrad.Loss("accuracy", _square, _square_grad), ValueError, r"^loss.name"),
+        (lambda: fungrad.Loss("", _square, _square_grad), TypeError, r"^loss.name: expected"),
+        (lambda: fungrad.Loss(3, _square, _square_grad), TypeError, r"^loss.name: expected"),
+        (lambda: fungrad.Loss("x", 3, _square_grad), TypeError, r"^loss.fn: expected a call"),
+        (lambda: fungrad.Loss("x", _square, None), TypeError, r"^loss.grad: expected a call"),
+        (
+            lambda: fungrad.Loss("x", _square, _square_grad)._replace(target="labels"),
+            ValueError,
+            r"^loss.target: expected one of 'classes', 'binary', 'real', got 'labels'",
+        ),
+    ],
+    ids=["not-a-loss", "builtin", "metric", "empty-name", "int-name", "fn", "grad", "target"],
+)
+def test_register_loss_checks_its_argument(registry, make, error, pattern):
+    before = losses.loss_names()
+    with pytest.raises(error, match=pattern):
+        losses.register_loss(make())
+    assert losses.loss_names() == before
+
+
+def test_get_loss_checks_a_loss_it_is_given():
+    with pytest.raises(TypeError, match=r"^loss.fn: expected a callable"):
+        losses.get_loss(fungrad.Loss("x", "square", _square_grad))
