@@ -7,6 +7,11 @@ stratified train / validation / test parts; :func:`fit_standardizer` learns the
 per-feature mean and standard deviation on the training part only; :func:`shard_for_process`
 gives each host of a multi-host run its equal share of the rows.
 
+No loader reads, inflates or allocates more than ``max_bytes`` (default :data:`MAX_BYTES`,
+4 GiB) before saying so in a ``ValueError`` that names the file: gzip data is inflated in
+chunks, and the sizes that ``.npz`` and IDX headers declare are checked before any array is
+allocated.
+
 Example:
     >>> from fungrad import data
     >>> digits = data.load("digits")
@@ -20,6 +25,7 @@ Example:
 from fungrad.data.bundled import BUNDLED, load_digits
 from fungrad.data.dataset import DataFileNotFoundError, Dataset
 from fungrad.data.dataset import PathLike as PathLike
+from fungrad.data.files import MAX_BYTES
 from fungrad.data.idx import load_idx
 from fungrad.data.load import load
 from fungrad.data.load import load_rows as load_rows
@@ -34,6 +40,7 @@ __all__ = [
     "Split",
     "Standardizer",
     "BUNDLED",
+    "MAX_BYTES",
     "load",
     "load_digits",
     "load_npz",

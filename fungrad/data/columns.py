@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fungrad.data.dataset import _features
+from fungrad.data.files import MAX_BYTES
 from fungrad.data.table import (
     _find_csv_error,
     _first_rows,
@@ -19,9 +20,13 @@ from fungrad.data.table import (
 
 
 def _csv_prediction_rows(
-    path: Path, label_column: str | int, features: list[str] | None, n_features: int
+    path: Path,
+    label_column: str | int,
+    features: list[str] | None,
+    n_features: int,
+    max_bytes: int = MAX_BYTES,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    text = _text(path)
+    text = _text(path, max_bytes)
     first_line, first, second = _first_rows(text, path)
     if features is None:
         columns, label = _unnamed_layout(path, first, first_line, label_column, n_features)

@@ -10,13 +10,19 @@ import numpy as np
 from fungrad.data.bundled import BUNDLED
 from fungrad.data.columns import _csv_prediction_rows
 from fungrad.data.dataset import DataFileNotFoundError, Dataset, PathLike
-from fungrad.data.files import _path
+from fungrad.data.files import MAX_BYTES, _max_bytes, _path
 from fungrad.data.idx import _idx_rows, _looks_like_idx, load_idx
 from fungrad.data.npz import _npz_rows, load_npz
 from fungrad.data.table import load_csv
 
 
-def load(source: str, *, label_column: str | int = -1, labels: str | None = None) -> Dataset:
+def load(
+    source: str,
+    *,
+    label_column: str | int = -1,
+    labels: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Dataset:
     """Load a dataset by bundled name or from a file, choosing the loader by format.
 
     Args:
@@ -25,13 +31,16 @@ def load(source: str, *, label_column: str | int = -1, labels: str | None = None
                 images file (:func:`load_idx`, with ``labels``).
         label_column: the CSV label column, by name or index.
         labels: the IDX labels file that goes with an IDX images ``source``.
+        max_bytes: the most bytes a file may hold or inflate to (default :data:`MAX_BYTES`,
+                4 GiB); checked before the data is read.
 
     Returns:
         A :class:`Dataset`.
 
     Raises:
         DataFileNotFoundError: if a file does not exist (the message starts with its path).
-        ValueError, TypeError: for an unknown name or format, or a broken file.
+        ValueError, TypeError: for an unknown name or format, a broken file, or a file over
+                ``max_bytes``.
 
     Example:
         >>> load("digits").x.shape
@@ -39,6 +48,7 @@ def load(source: str, *, label_column: str | int = -1, labels: str | None = None
     """
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source: expected a dataset name or a path, got {type(source).__name__}")
+    max_bytes = _max_bytes(max_bytes)
     names = ", ".join(BUNDLED)
     formats = (
         f"a bundled dataset name ({names}), or a path to a .npz, .csv or .csv.gz file, "
@@ -55,12 +65,12 @@ def load(source: str, *, label_column: str | int = -1, labels: str | None = None
         raise DataFileNotFoundError(f"{path}: no such file (source)")
     if labels is not None:
         _path(source, "source")
-        return load_idx(source, _path(labels, "labels"))
+        return load_idx(source, _path(labels, "labels"), max_bytes=max_bytes)
     name = path.name.lower()
     if name.endswith(".npz"):
-        return load_npz(path)
+        return load_npz(path, max_bytes=max_bytes)
     if name.endswith((".csv", ".csv.gz")):
-        return load_csv(path, label_column=label_column)
+        return load_csv(path, label_column=label_column, max_bytes=max_bytes)
     if path.is_file() and _looks_like_idx(path):
         raise ValueError(
             f"labels: {path} is an IDX file; pass labels=<path of the IDX labels file> "
@@ -76,6 +86,7 @@ def load_rows(
     labels: PathLike | None = None,
     features: list[str] | None = None,
     n_features: int,
+    max_bytes: int = MAX_BYTES,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Feature rows to predict on, and their labels when the file has them, read as in training.
 
@@ -96,6 +107,7 @@ def load_rows(
         labels: the IDX labels file that goes with an IDX images ``source``.
         features: the training file's feature column names, or ``None``.
         n_features: the number of features the model takes.
+        max_bytes: the most bytes a file may hold or inflate to (default :data:`MAX_BYTES`).
 
     Returns:
         ``(x, y)``: float32 rows ``(n, n_features)`` in the training column order, and the
@@ -105,7 +117,8 @@ def load_rows(
     Raises:
         DataFileNotFoundError: if a file does not exist.
         ValueError, TypeError: for a width other than the training data's, missing or
-            unexpected columns, a ragged row or a non-numeric feature (naming file and line).
+            unexpected columns, a ragged row or a non-numeric feature (naming file and line),
+            or a file over ``max_bytes``.
 
     Example:
         >>> x, y = load_rows("digits", n_features=64)
@@ -118,6 +131,7 @@ def load_rows(
         raise ValueError(f"n_features: expected a positive integer, got {n_features}")
     if features is not None and len(features) != n_features:
         raise ValueError(f"features: expected {n_features} names (n_features), got {len(features)}")
+    max_bytes = _max_bytes(max_bytes)
     if isinstance(source, str) and source in BUNDLED:
         if labels is not None:
             raise ValueError(f"labels: only IDX images files take a labels file, not {source!r}")
@@ -127,11 +141,11 @@ def load_rows(
     path = _rows_path(source)
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")) and labels is None:
-        return _csv_prediction_rows(path, label_column, features, n_features)
+        return _csv_prediction_rows(path, label_column, features, n_features, max_bytes)
     if name.endswith(".npz") and labels is None:
-        x, y = _npz_rows(path)
+        x, y = _npz_rows(path, max_bytes)
     elif labels is not None or _looks_like_idx(path):
-        x, y = _idx_rows(path, labels)
+        x, y = _idx_rows(path, labels, max_bytes)
     else:
         raise ValueError(
             f"source: cannot tell the format of {path}; expected a bundled dataset name "

@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from fungrad.data.dataset import Dataset, PathLike, _dataset
-from fungrad.data.files import _path, _read
+from fungrad.data.files import MAX_BYTES, _max_bytes, _path, _read
 
 
 def load_csv(
-    path: PathLike, *, label_column: str | int = -1, header: bool | None = None
+    path: PathLike,
+    *,
+    label_column: str | int = -1,
+    header: bool | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> Dataset:
     """A dataset from a comma-separated file (gzipped or not): one sample per row.
 
@@ -35,6 +39,9 @@ def load_csv(
         header: whether the first row names the columns; ``None`` detects it (a header has a
             non-numeric feature field, or a non-numeric label above a numeric one). With a
             column name for ``label_column``, ``None`` means ``True``.
+        max_bytes: the most bytes the file may hold, after gunzipping (default
+            :data:`MAX_BYTES`, 4 GiB); checked before the text is parsed, which takes a few
+            times the file's size in memory.
 
     Returns:
         A :class:`Dataset` named after the file.
@@ -42,12 +49,13 @@ def load_csv(
     Raises:
         DataFileNotFoundError: if the file does not exist.
         ValueError, TypeError: for an empty or ragged file, a non-numeric feature, a bad
-            ``label_column`` or non-finite values.
+            ``label_column``, non-finite values, or a file over ``max_bytes``.
     """
+    max_bytes = _max_bytes(max_bytes)
     path = _path(path, "path")
     if header is not None and not isinstance(header, bool):
         raise TypeError(f"header: expected True, False or None, got {header!r}")
-    text = _text(path)
+    text = _text(path, max_bytes)
     first_line, first, second = _first_rows(text, path)
     width = len(first)
     if width < 2:
@@ -78,9 +86,9 @@ def load_csv(
     return _dataset(x, y, path.name, str(path), names)
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, max_bytes: int) -> str:
     try:
-        return _read(path).decode("utf-8-sig")
+        return _read(path, max_bytes).decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: expected UTF-8 text ({error})") from error
 
