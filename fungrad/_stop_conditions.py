@@ -9,12 +9,13 @@ and the description of the model, is :mod:`fungrad.stopping`.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from fungrad._checks import finite_number, non_negative_number, positive_int
 
 __all__ = [
     "StopCondition",
@@ -38,25 +39,6 @@ class StopCondition(NamedTuple):
     name: str
     predicate: Callable[[History, jax.Array], jax.Array]
     metrics: tuple[str, ...] = ()
-
-
-def _positive_int(name, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
-
-
-def _number(name, value, *, minimum: float | None = None) -> float:
-    """``value`` as a finite float (NumPy and concrete JAX scalars included), at least ``minimum``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, (bool, str)) or not math.isfinite(number):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    if minimum is not None and number < minimum:
-        raise ValueError(f"{name}: expected a number >= {minimum}, got {value!r}")
-    return number
 
 
 def _metric(value) -> str:
@@ -98,7 +80,7 @@ def direction(metric: str, mode: str | None = None) -> str:
 
 def max_epochs(n: int) -> StopCondition:
     """Stop once ``n`` epochs have run."""
-    return _max_epochs(_positive_int("n", n))
+    return _max_epochs(positive_int("n", n))
 
 
 @functools.cache
@@ -126,7 +108,7 @@ def target(metric: str, threshold: float, mode: str | None = None) -> StopCondit
         ('target(val_accuracy >= 0.95)', 'target(loss <= 0.001)')
     """
     mode = direction(metric, mode)
-    return _target(metric, _number("threshold", threshold), mode)
+    return _target(metric, finite_number("threshold", threshold), mode)
 
 
 @functools.cache
@@ -148,7 +130,7 @@ def plateau(metric: str = "loss", tol: float = 1e-4, patience: int = 5) -> StopC
     For early stopping on a validation metric use :func:`no_improvement`.
     """
     return _plateau(
-        _metric(metric), _number("tol", tol, minimum=0), _positive_int("patience", patience)
+        _metric(metric), non_negative_number("tol", tol), positive_int("patience", patience)
     )
 
 
@@ -198,8 +180,8 @@ def no_improvement(
     mode = direction(metric, mode)
     return _no_improvement(
         metric,
-        _positive_int("patience", patience),
-        _number("min_delta", min_delta, minimum=0),
+        positive_int("patience", patience),
+        non_negative_number("min_delta", min_delta),
         mode,
     )
 
@@ -240,7 +222,7 @@ def grad_norm_below(tol: float) -> StopCondition:
 
     With full-batch gradient descent this is ``||grad L(w)|| < tol``: a stationary point.
     """
-    return _grad_norm_below(_number("tol", tol, minimum=0))
+    return _grad_norm_below(non_negative_number("tol", tol))
 
 
 @functools.cache

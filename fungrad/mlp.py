@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from fungrad._checks import ArgumentTypeError, positive_int
 from fungrad.activations import Activation, get_activation
 
 __all__ = ["Params", "init", "apply", "check_params", "layer_sizes"]
@@ -36,6 +37,47 @@ def _default_initializer(activation: str | Activation) -> Initializer:
     return jax.nn.initializers.glorot_normal()
 
 
+def _check_sizes(sizes: Any) -> list[int]:
+    """``sizes`` as a list of at least two Python ints ``>= 1`` (NumPy/JAX integers accepted)."""
+    expected = "sizes: expected at least two positive integers [n_in, ..., n_out], got"
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise ArgumentTypeError(f"{expected} {type(sizes).__name__}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"{expected} {sizes}")
+    checked = []
+    for i, n in enumerate(sizes):
+        try:
+            checked.append(positive_int(f"sizes[{i}]", n))
+        except ValueError as error:  # ArgumentTypeError is one too, and keeps its type
+            raise type(error)(f"{expected} {sizes}; {error}") from None
+    return checked
+
+
+def _check_key(key: Any) -> None:
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        one_key = shape == ()
+    else:
+        one_key = dtype == jnp.uint32 and tuple(shape) == (2,)  # a raw jax.random.PRNGKey
+    if not one_key:
+        got = f"{type(key).__name__} of shape {shape}" if shape is not None else repr(key)
+        raise TypeError(f"key: expected one PRNG key such as jax.random.key(0), got {got}")
+
+
+def _check_dtype(dtype: Any) -> Any:
+    if dtype is None:
+        return None  # the initializer's own default
+    try:
+        checked = jnp.dtype(dtype)
+    except TypeError:
+        checked = None
+    if checked is None or not jnp.issubdtype(checked, jnp.floating):
+        raise TypeError(f"dtype: expected a floating dtype such as jnp.float32, got {dtype!r}")
+    return checked
+
+
 def init(
     key: jax.Array,
     sizes: Sequence[int],
@@ -53,7 +95,8 @@ def init(
 
     Args:
         key: a PRNG key.
-        sizes: at least two positive integers: the input width, then each layer's width.
+        sizes: at least two positive integers (Python, NumPy or JAX): the input width, then
+            each layer's width.
         dtype: the parameters' dtype, e.g. ``jnp.float32`` or ``jnp.float64``.
         activation: the hidden activation the default initialiser is scaled for.
         weight_init: an initializer ``(key, shape, dtype) -> array`` to use instead.
@@ -63,6 +106,8 @@ def init(
 
     Raises:
         ValueError: if ``sizes`` has fewer than two entries or a non-positive width.
+        TypeError: for a width that is not an integer (also a ``ValueError``), a ``key`` that
+            is not one PRNG key, or a ``dtype`` that is not a floating dtype.
 
     Example:
         >>> import jax
@@ -70,11 +115,9 @@ def init(
         >>> [p["w"].shape for p in params]
         [(4, 8), (8, 3)]
     """
-    sizes = list(sizes)
-    if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
-        raise ValueError(
-            f"sizes: expected at least two positive integers [n_in, ..., n_out], got {sizes}"
-        )
+    sizes = _check_sizes(sizes)
+    _check_key(key)
+    dtype = _check_dtype(dtype)
     initializer = weight_init if weight_init is not None else _default_initializer(activation)
     keys = jax.random.split(key, len(sizes) - 1)
     return [

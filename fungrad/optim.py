@@ -25,12 +25,13 @@ gives the ``learning_rate -> rule`` function a learning-rate sweep takes, and
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import optax
+
+from fungrad._checks import ArgumentTypeError, finite_number, fraction, one_of
 
 __all__ = [
     "MOMENTUM_VARIANTS",
@@ -56,27 +57,19 @@ def _check_learning_rate(learning_rate: LearningRate) -> None:
     if callable(learning_rate) or isinstance(learning_rate, jax.core.Tracer):
         return
     try:
-        value = float(learning_rate)
-    except (TypeError, ValueError):
-        raise TypeError(
+        value = finite_number("learning_rate", learning_rate)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(
             "learning_rate: expected a positive number, an optax schedule or a traced array, "
             f"got {type(learning_rate).__name__}"
         ) from None
-    if not math.isfinite(value) or value <= 0:
+    if value <= 0:
         raise ValueError(f"learning_rate: expected a finite number > 0, got {value}")
 
 
 def _check_unit_interval(name: str, value: Any) -> None:
-    if isinstance(value, jax.core.Tracer):
-        return
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name}: expected a number in [0, 1), got {type(value).__name__}"
-        ) from None
-    if not 0 <= value < 1:
-        raise ValueError(f"{name}: expected a value in [0, 1), got {value}")
+    if not isinstance(value, jax.core.Tracer):
+        fraction(name, value, include_one=False)
 
 
 def gd(learning_rate: LearningRate) -> optax.GradientTransformation:
@@ -123,15 +116,14 @@ def momentum(
     """
     _check_learning_rate(learning_rate)
     _check_unit_interval("beta", beta)
+    variant = one_of("variant", variant, MOMENTUM_VARIANTS)
     if variant == "heavy_ball":
         return optax.sgd(learning_rate, momentum=beta)
     if variant == "nesterov":
         return optax.sgd(learning_rate, momentum=beta, nesterov=True)
-    if variant == "ema":
-        return optax.chain(
-            optax.ema(decay=beta, debias=False), optax.scale_by_learning_rate(learning_rate)
-        )
-    raise ValueError(f"variant: expected one of {', '.join(MOMENTUM_VARIANTS)}, got {variant!r}")
+    return optax.chain(
+        optax.ema(decay=beta, debias=False), optax.scale_by_learning_rate(learning_rate)
+    )
 
 
 def adam(
@@ -146,7 +138,7 @@ def adam(
     _check_learning_rate(learning_rate)
     _check_unit_interval("b1", b1)
     _check_unit_interval("b2", b2)
-    if not isinstance(eps, jax.core.Tracer) and not float(eps) > 0:
+    if not isinstance(eps, jax.core.Tracer) and not finite_number("eps", eps) > 0:
         raise ValueError(f"eps: expected a number > 0, got {eps}")
     return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
 
@@ -157,9 +149,7 @@ _MOMENTUM_NAMES = {"momentum": "heavy_ball", "nesterov": "nesterov", "ema": "ema
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or name not in NAMES:
-        raise ValueError(f"name: expected one of {', '.join(NAMES)}, got {name!r}")
-    return name
+    return one_of("name", name, NAMES)
 
 
 def from_name(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from fungrad import mlp, parallel, stopping
+from fungrad._checks import positive_int
 from fungrad.activations import get_activation
 from fungrad.losses import Loss, get_loss, prepare_targets
 from fungrad.stopping import StopCondition
@@ -102,17 +103,20 @@ def _sources(params, loss: Loss, activation, output_activation, gradients):
     )
 
 
-def _check_batch_size(batch_size, n: int, takes_weights: bool) -> None:
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= n
-    ):
-        raise ValueError(f"batch_size: expected None or an integer in [1, {n}], got {batch_size!r}")
-    if batch_size is not None and n % batch_size and not takes_weights:
+def _check_batch_size(batch_size, n: int, takes_weights: bool) -> int | None:
+    """``batch_size`` as an ``int`` in ``[1, n]``, or ``None`` for the full batch."""
+    if batch_size is None:
+        return None
+    batch_size = positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size: expected None or an integer in [1, {n}], got {batch_size}")
+    if n % batch_size and not takes_weights:
         raise ValueError(
             f"batch_size: {n} samples leave a partial last batch of {n % batch_size}, which is "
             "masked with per-sample weights, but the gradients callable takes no `weights` "
             "argument; accept weights=... or choose a batch_size that divides the data"
         )
+    return batch_size
 
 
 def _check_metric_use(stops, keep_best, metrics) -> tuple[str, str] | None:
@@ -151,15 +155,14 @@ def build_program(
     mesh_axes=(parallel.DATA_AXIS,),
 ):
     """Check every argument of a run and return ``(program, x, y, validation)`` on device."""
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    epochs = positive_int("epochs", epochs)
     loss = get_loss(loss)
     grad_fn, eval_fn, takes_weights, is_mlp = _sources(
         params, loss, activation, output_activation, gradients
     )
     x, y = check_data(("x", "y"), x, y, params, loss, is_mlp)
     n = x.shape[0]
-    _check_batch_size(batch_size, n, takes_weights)
+    batch_size = _check_batch_size(batch_size, n, takes_weights)
     metrics = ["loss", "grad_norm"] + (["accuracy"] if is_mlp and loss.classification else [])
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
