@@ -245,3 +245,20 @@ def test_interrupted_restarts_resume_to_the_same_parameters(workspace, restarts_
     saved = assert_stopped_cleanly(status, err, signal.SIGINT, folder, seen)
     assert saved.state.params[0]["w"].shape == (4, 64, 16)  # 2 restarts x 2 learning rates
     resume_and_compare(workspace, folder, restarts_reference)
+
+
+def test_a_second_signal_aborts_at_once_even_while_compiling(workspace):
+    """Two Ctrl-C's while XLA compiles (the main thread inside one C call): exit 130 at once."""
+    folder = workspace[0] / "double"
+    process = start(workspace, *TRAIN, "--hidden", "23", "--out", "double")
+    wait_for(process, folder.exists, "the run folder")  # claimed just before compiling
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    status, _, err = finish(process)
+    assert status == 130, err
+    assert time.monotonic() - sent < 5
+    assert "Traceback" not in err and "SIGINT received" in err
+    if (folder / "checkpoint.npz").exists():
+        checkpoint.restore(folder / "checkpoint.npz")  # whatever was saved is whole
