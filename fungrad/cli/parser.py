@@ -180,6 +180,13 @@ def _add_data_options(data) -> None:
         help="do not standardise features (by default: mean and std of the training part)",
     )
     data.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        default=None,
+        metavar="BYTES",
+        help="the most bytes a data file may hold or inflate to (default: 4 GiB)",
+    )
+    data.add_argument(
         "--no-standardize-targets",
         dest="standardize_targets",
         action="store_false",

@@ -95,7 +95,12 @@ def prepare(config) -> Prepared:
     """Load, split, standardise (on the training part's statistics) and cast the data."""
     from fungrad import data
 
-    dataset = data.load(config["data"], label_column=label_column(config), labels=config["labels"])
+    dataset = data.load(
+        config["data"],
+        label_column=label_column(config),
+        labels=config["labels"],
+        max_bytes=config.get("max_bytes") or data.MAX_BYTES,
+    )
     raw = data.split(
         dataset.x, dataset.y, seed=config["seed"], validation=config["validation"],
         test=config["test"],

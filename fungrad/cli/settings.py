@@ -3,7 +3,8 @@
 A resumed run keeps every training setting it was started with. ``--epochs`` sets a new
 total cap, and the options that change nothing in the numbers (``--save-every``,
 ``--devices``, ``--quiet``, ``--json``, ``--no-plot``) may differ; any other training option
-given with a value other than the saved one is a usage error naming both values.
+given with a value other than the saved one is a usage error naming both values
+(``--max-bytes``, a limit on reading, may differ too).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ TRAINING = (
     "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
     "batch_size", "stop", "gradients", "restarts", "learning_rates", "seed", "keep_best",
 )  # fmt: skip
-FREE = ("epochs", "save_every", "devices", "quiet", "json", "plot", "resume")
+FREE = ("epochs", "save_every", "max_bytes", "devices", "quiet", "json", "plot", "resume")
 _FLAGS = {
     "standardize": "--no-standardize",
     "standardize_targets": "--no-standardize-targets",
@@ -74,7 +75,7 @@ def _keep_best(args: argparse.Namespace) -> str | None:
 def new_config(args: argparse.Namespace) -> dict[str, Any]:
     """The settings of a new run, resolved (default learning rate, keep-best metric)."""
     config: dict[str, Any] = {"format": RUN_FORMAT, "version": 1}
-    for name in (*TRAINING, "epochs", "save_every"):
+    for name in (*TRAINING, "epochs", "save_every", "max_bytes"):
         config[name] = _setting(args, name)
     if config["learning_rate"] is None:
         config["learning_rate"] = 0.001 if args.optimizer == "adam" else 0.05
@@ -117,7 +118,7 @@ def resumed_config(
                 f"{_shown(name, config.get(name))}, got {_shown(name, value)}; a resumed run "
                 "keeps its settings (start a new run to change them)"
             )
-    for name in ("epochs", "save_every"):
+    for name in ("epochs", "save_every", "max_bytes"):
         if name in given:
             config[name] = getattr(args, name)
     return config
