@@ -160,3 +160,29 @@ def one_of(name: str, value: Any, choices: Sequence[Any]) -> Any:
             return choice
     listed = ", ".join(repr(choice) for choice in choices)
     raise ValueError(f"{name}: expected one of {listed}, got {value!r}")
+
+
+def check_finite(name: str, values, *, what: str = "values") -> None:
+    """Raise ``ValueError`` if ``values`` holds NaN or infinity: how many, and the first row.
+
+    Example:
+        >>> check_finite("x", [[1.0, 2.0], [float("nan"), 3.0]])
+        Traceback (most recent call last):
+        ...
+        ValueError: x: 1 values are NaN or infinite (in 1 row); the first in row 1
+    """
+    import numpy as np
+
+    array = np.asarray(values)
+    if array.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return
+    by_row = bad.reshape(bad.shape[0], -1).any(axis=1) if array.ndim else bad.reshape(1)
+    rows = np.flatnonzero(by_row)
+    plural = "row" if rows.size == 1 else "rows"
+    raise ValueError(
+        f"{name}: {int(bad.sum())} {what} are NaN or infinite (in {rows.size} {plural}); "
+        f"the first in row {int(rows[0])}"
+    )

@@ -206,7 +206,7 @@ def test_csv_class_names_become_sorted_indices(tmp_path):
         ("a,b,y\n", {}, ValueError, r"no data rows"),
         ("1\n2\n", {}, ValueError, r"at least two columns"),
         ("1,2,nan\n", {}, ValueError, r"NaN"),
-        ("1,inf,0\n", {}, ValueError, r"NaN or infinity"),
+        ("1,inf,0\n", {}, ValueError, r"NaN or infinite"),
     ],
 )
 def test_csv_broken_files(tmp_path, text, kwargs, error, message):

@@ -249,3 +249,21 @@ def test_optimizers_accept_numpy_and_jax_scalars():
 def test_optimizers_refuse_bad_hyperparameters_naming_them(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make()
+
+
+@pytest.mark.parametrize("where", ["x", "y"])
+def test_non_finite_training_data_name_the_array_count_and_first_row(where):
+    import fungrad
+    from fungrad import mlp, optim
+
+    x = np.ones((6, 2), np.float32)
+    y = np.ones((6, 1), np.float32)
+    (x if where == "x" else y)[[3, 5], 0] = [np.nan, np.inf]
+    with pytest.raises(
+        ValueError,
+        match=rf"^{where}: 2 values are NaN or infinite \(in 2 rows\); the first in row 3$",
+    ):
+        fungrad.fit(
+            mlp.init(jax.random.key(0), [2, 1]), x, y, loss="l2", optimizer=optim.gd(0.1),
+            epochs=1, key=jax.random.key(1),
+        )  # fmt: skip

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fungrad._checks import check_finite
+
 PathLike = str | os.PathLike
 
 
@@ -45,8 +47,7 @@ def _features(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{where}: expected a non-empty array of samples, got shape {x.shape}")
     x = x.reshape(x.shape[0], -1).astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{where}: inputs contain NaN or infinity (or values beyond float32)")
+    check_finite(where, x, what="input values (beyond float32 included)")
     return x
 
 
@@ -72,8 +73,7 @@ def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None, list | 
                 f"{where}: expected regression targets of shape (n,) or (n, k), got {y.shape}"
             )
         y = y.astype(np.float32)
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"{where}: targets contain NaN or infinity")
+        check_finite(where, y, what="targets")
         return y, None, None
     raise TypeError(
         f"{where}: expected integer class labels, class names or float targets, got dtype {y.dtype}"

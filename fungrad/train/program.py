@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fungrad import mlp, parallel, stopping
+from fungrad import _checks, mlp, parallel, stopping
 from fungrad._checks import positive_int
 from fungrad.activations import get_activation
 from fungrad.losses import Loss, get_loss, prepare_targets
@@ -63,16 +63,22 @@ def check_data(names: tuple[str, str], x, y, params, loss: Loss, is_mlp: bool):
         raise ValueError(
             f"{y_name}: expected {x.shape[0]} rows to match {x_name}, got shape {y.shape}"
         )
-    if jnp.issubdtype(x.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError(f"{x_name}: contains NaN or infinity")
+    _check_finite(x_name, x)
     if is_mlp:
         x = mlp.check_input(params, x, argname=x_name)
         if x.ndim != 2:
             raise ValueError(f"{x_name}: expected a batch (n_samples, n_in), got shape {x.shape}")
         y = prepare_targets(loss, y, (x.shape[0], mlp.layer_sizes(params)[-1]), argname=y_name)
-    if jnp.issubdtype(y.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(y))):
-        raise ValueError(f"{y_name}: contains NaN or infinity")
+    _check_finite(y_name, y)
     return x, y
+
+
+def _check_finite(name: str, array) -> None:
+    """NaN or infinity in ``array``: an error with how many and the first row."""
+    if jnp.issubdtype(array.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(array))):
+        if array.is_fully_addressable:
+            _checks.check_finite(name, array)
+        raise ValueError(f"{name}: contains NaN or infinity")
 
 
 def check_optimizer(optimizer) -> None:
