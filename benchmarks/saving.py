@@ -5,21 +5,23 @@
 save reads the whole carry back to the host (``jax.device_get``), encodes it as an ``.npz``
 archive and writes it atomically (temporary file, ``fsync``, rename, ``fsync`` of the folder).
 
-Three variants of the same ``fit`` call (same data, params, optimizer object, key, epochs), one
+Variants of the same ``fit`` call (same data, params, optimizer object, key, epochs), one
 process, alternating in rounds (forwards in even rounds, backwards in odd ones):
 
 - A: no checkpoint;
 - B: ``checkpoint=`` a file in a temporary folder, ``save_every=10`` (the default);
-- C: the same file, ``save_every=0``: a save after every epoch.
+- C: the same file, ``save_every=0``: a save after every epoch;
+- A2: A again, a control: A2/A is what the paired comparison reads when there is no effect.
 
 Each fit's wall time is measured around the call, after a warm-up call of every variant (the
 compiled epoch is cached on the program and the optimizer object, so timed calls compile
 nothing). B's cost is the median over rounds of the paired ratio B/A (the two timed in the
-same round, seconds apart); C's per-save cost is ``(C - A) / epochs`` per round. Every save is
-counted: a callback (the same in A, B and C) looks at the checkpoint file after each epoch.
+same round, seconds apart); C's per-save cost is ``(C - A) / saves`` per round. Every save is
+counted: a callback (the same in every variant) looks at the checkpoint file after each epoch.
 Then one save of the run's last state is timed alone, in parts: ``device_get`` of the carry, the
 whole ``checkpoint.save`` on the same disk, the same save on a RAM disk (``/dev/shm``: encoding
-and copying, no disk), and ``write_atomically`` of the file's bytes on the disk.
+and copying, no disk), and the file's bytes written on the disk with ``write_atomically`` and
+plainly (no ``fsync``).
 
 The workloads: (a) the default ``fungrad train`` run (bundled digits, MLP 64-64-10, momentum,
 batch 32, 30 epochs, validation split and ``keep_best="val_loss"``, all taken from the command
