@@ -21,18 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fungrad._checks import non_negative_number
 from fungrad.train.program import Program
 from fungrad.train.state import CAP, BestSoFar, Carry, TrainState
-
-
-def _number(value, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or number < 0:
-        raise ValueError(f"{name}: expected a number of seconds >= 0, got {value!r}")
-    return number
 
 
 class Saver:
@@ -49,7 +40,7 @@ class Saver:
                 f"got {type(target).__name__}"
             )
         self.target = target
-        self.save_every = _number(save_every, "save_every")
+        self.save_every = non_negative_number("save_every", save_every)
         self.config = config
         self.last = time.monotonic()
         self.saves = 0
