@@ -1,0 +1,1 @@
+"""Hand-written VJP rules for reductions, cumulative operations and pooling windows."""

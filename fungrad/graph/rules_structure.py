@@ -1,0 +1,1 @@
+"""Hand-written VJP rules for array structure: shapes, slices, indexing and casts."""
