@@ -1,1 +1,312 @@
-"""Hand-written VJP rules for array structure: shapes, slices, indexing and casts."""
+"""Hand-written VJP rules for array structure: shapes, slices, indexing and casts.
+
+These primitives move values around without computing with them, so each rule moves the
+cotangent back: the transpose of a copy is a sum over the copies (``broadcast_in_dim``),
+the transpose of taking a part is putting it back into zeros (``slice`` by ``pad``,
+``dynamic_slice`` by ``dynamic_update_slice``, ``gather`` by ``scatter-add``), and the
+transpose of a rearrangement is the inverse rearrangement (``reshape``, ``transpose``,
+``rev``, ``concatenate`` by slices). Every operation a rule emits has a rule here or in a
+sibling module, so backward passes can be differentiated again.
+
+``expand_dims`` is ``broadcast_in_dim`` in a jaxpr; ``select_n`` lives with the elementwise
+rules.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> (d,) = _slice_vjp(jnp.ones(2), None, jnp.zeros(5), start_indices=(1,),
+    ...                   limit_indices=(5,), strides=(2,))
+    >>> d.tolist()
+    [0.0, 1.0, 0.0, 1.0, 0.0]
+"""
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fungrad.graph.registry import defvjp
+
+
+def _differentiable(x) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _no_inputs_cotangent(*args) -> tuple:
+    return (None,) * len(args)
+
+
+# --- Copies and casts ----------------------------------------------------------------------
+
+
+def _identity(g, ans, x, **params):
+    return (g,)
+
+
+def _identity_all(g, ans, *args, **params):
+    """For multiple-result primitives that pass each input through (``device_put``)."""
+    return tuple(gi if _differentiable(x) else None for gi, x in zip(g, args, strict=True))
+
+
+def _no_gradient(g, ans, *args, **params):
+    return _no_inputs_cotangent(*args)
+
+
+def _convert_element_type_vjp(g, ans, x, **params):
+    """A cast: the cotangent cast back; none across an integer or boolean type."""
+    if not (_differentiable(x) and _differentiable(ans)):
+        return (None,)
+    return (g.astype(x.dtype),)
+
+
+defvjp(lax.copy_p, _identity)
+defvjp(lax.sharding_constraint_p, _identity)
+defvjp(lax.device_put_p, _identity_all)
+defvjp(lax.convert_element_type_p, _convert_element_type_vjp)
+defvjp(lax.stop_gradient_p, _no_gradient)
+defvjp(lax.iota_p, _no_gradient)
+
+
+# --- Rearrangements ------------------------------------------------------------------------
+
+
+def _broadcast_in_dim_vjp(g, ans, x, *dynamic_shape, broadcast_dimensions, **params):
+    """``broadcast_in_dim``: sum over the new axes and over the size-1 axes that grew."""
+    kept = set(broadcast_dimensions)
+    summed = [axis for axis in range(g.ndim) if axis not in kept]
+    summed += [
+        out_axis
+        for in_axis, out_axis in enumerate(broadcast_dimensions)
+        if x.shape[in_axis] == 1 and g.shape[out_axis] != 1
+    ]
+    total = jnp.sum(g, axis=tuple(sorted(summed))) if summed else g
+    return (total.reshape(x.shape), *_no_inputs_cotangent(*dynamic_shape))
+
+
+def _reshape_vjp(g, ans, x, *dynamic_shape, dimensions, **params):
+    """``reshape``: the inverse reshape (and the inverse of its optional transposition)."""
+    if dimensions is None:
+        return (g.reshape(x.shape), *_no_inputs_cotangent(*dynamic_shape))
+    transposed_shape = tuple(x.shape[axis] for axis in dimensions)
+    back = lax.transpose(g.reshape(transposed_shape), tuple(np.argsort(dimensions)))
+    return (back, *_no_inputs_cotangent(*dynamic_shape))
+
+
+def _transpose_vjp(g, ans, x, *, permutation):
+    return (lax.transpose(g, tuple(int(a) for a in np.argsort(permutation))),)
+
+
+def _squeeze_vjp(g, ans, x, *, dimensions):
+    return (g.reshape(x.shape),)
+
+
+def _rev_vjp(g, ans, x, *, dimensions):
+    return (lax.rev(g, dimensions),)
+
+
+defvjp(lax.broadcast_in_dim_p, _broadcast_in_dim_vjp)
+defvjp(lax.reshape_p, _reshape_vjp)
+defvjp(lax.transpose_p, _transpose_vjp)
+defvjp(lax.squeeze_p, _squeeze_vjp)
+defvjp(lax.rev_p, _rev_vjp)
+
+
+# --- Joining and splitting -----------------------------------------------------------------
+
+
+def _concatenate_vjp(g, ans, *operands, dimension):
+    """``concatenate``: each operand's cotangent is its slice of ``g``."""
+    cotangents, start = [], 0
+    for x in operands:
+        size = x.shape[dimension]
+        part = lax.slice_in_dim(g, start, start + size, axis=dimension)
+        cotangents.append(part if _differentiable(x) else None)
+        start += size
+    return tuple(cotangents)
+
+
+def _split_vjp(g, ans, x, *, axis, sizes):
+    """``split`` (``jnp.split``): the output cotangents joined again."""
+    return (lax.concatenate([gi.astype(x.dtype) for gi in g], axis),)
+
+
+defvjp(lax.concatenate_p, _concatenate_vjp)
+defvjp(lax.split_p, _split_vjp)
+
+
+# --- Padding and slicing -------------------------------------------------------------------
+
+
+def _pad_vjp(g, ans, x, padding_value, *, padding_config):
+    """``pad``: undo the edge padding (cropping where it was negative), then the interior.
+
+    The padding value's cotangent is the sum of ``g`` over the positions it filled.
+    """
+    uncropped = lax.pad(g, jnp.zeros((), g.dtype), [(-lo, -hi, 0) for lo, hi, _ in padding_config])
+    d_x = lax.slice(
+        uncropped,
+        (0,) * g.ndim,
+        uncropped.shape,
+        tuple(interior + 1 for _, _, interior in padding_config),
+    )
+    d_padding_value = jnp.sum(g) - jnp.sum(d_x)
+    return (
+        d_x if _differentiable(x) else None,
+        d_padding_value.astype(padding_value.dtype) if _differentiable(padding_value) else None,
+    )
+
+
+def _slice_vjp(g, ans, x, *, start_indices, limit_indices, strides):
+    """``slice``: ``g`` put back at the sliced positions of zeros, by padding.
+
+    The element ``j`` of the slice came from ``start + j * stride``: pad ``g`` low by
+    ``start``, between elements by ``stride - 1``, and high up to the input's size.
+    """
+    if 0 in g.shape:
+        return (jnp.zeros_like(x),)
+    strides = strides or (1,) * x.ndim
+    config = [
+        (start, size - start - (out - 1) * stride - 1, stride - 1)
+        for start, size, out, stride in zip(start_indices, x.shape, g.shape, strides, strict=True)
+    ]
+    return (lax.pad(g, jnp.zeros((), g.dtype), config),)
+
+
+def _dynamic_slice_vjp(g, ans, x, *start_indices, slice_sizes):
+    """``dynamic_slice``: ``g`` written into zeros at the same (clamped) start."""
+    d_x = lax.dynamic_update_slice(jnp.zeros_like(x), g, start_indices)
+    return (d_x, *_no_inputs_cotangent(*start_indices))
+
+
+def _dynamic_update_slice_vjp(g, ans, x, update, *start_indices):
+    """``dynamic_update_slice``: the update's window of ``g`` goes to the update, the rest to ``x``."""
+    d_x = lax.dynamic_update_slice(g, jnp.zeros_like(update), start_indices)
+    d_update = lax.dynamic_slice(g, start_indices, update.shape)
+    return (
+        d_x if _differentiable(x) else None,
+        d_update if _differentiable(update) else None,
+        *_no_inputs_cotangent(*start_indices),
+    )
+
+
+defvjp(lax.pad_p, _pad_vjp)
+defvjp(lax.slice_p, _slice_vjp)
+defvjp(lax.dynamic_slice_p, _dynamic_slice_vjp)
+defvjp(lax.dynamic_update_slice_p, _dynamic_update_slice_vjp)
+
+
+# --- Indexing: gather and scatter ----------------------------------------------------------
+#
+# gather reads windows of the operand at the given starts; scatter writes windows of the
+# updates there. With the same dimension numbers read in each other's terms
+# (offset_dims <-> update_window_dims, collapsed_slice_dims <-> inserted_window_dims,
+# start_index_map <-> scatter_dims_to_operand_dims), each is the other's transpose for the
+# cotangent: gather's is a scatter-add of g, scatter-add's updates get a gather of g.
+
+
+def _as_scatter_numbers(numbers: lax.GatherDimensionNumbers) -> lax.ScatterDimensionNumbers:
+    return lax.ScatterDimensionNumbers(
+        update_window_dims=numbers.offset_dims,
+        inserted_window_dims=numbers.collapsed_slice_dims,
+        scatter_dims_to_operand_dims=numbers.start_index_map,
+        operand_batching_dims=numbers.operand_batching_dims,
+        scatter_indices_batching_dims=numbers.start_indices_batching_dims,
+    )
+
+
+def _as_gather_numbers(numbers: lax.ScatterDimensionNumbers) -> lax.GatherDimensionNumbers:
+    return lax.GatherDimensionNumbers(
+        offset_dims=numbers.update_window_dims,
+        collapsed_slice_dims=numbers.inserted_window_dims,
+        start_index_map=numbers.scatter_dims_to_operand_dims,
+        operand_batching_dims=numbers.operand_batching_dims,
+        start_indices_batching_dims=numbers.scatter_indices_batching_dims,
+    )
+
+
+def _window_sizes(operand_shape, updates_shape, numbers: lax.ScatterDimensionNumbers):
+    """The ``slice_sizes`` of the gather that reads each update's window back."""
+    window = iter(updates_shape[axis] for axis in numbers.update_window_dims)
+    one = set(numbers.inserted_window_dims) | set(numbers.operand_batching_dims)
+    return tuple(1 if axis in one else next(window) for axis in range(len(operand_shape)))
+
+
+def _read_windows(g, indices, updates, numbers, mode, indices_are_sorted, unique_indices):
+    """The windows of ``g`` a scatter with ``numbers`` wrote ``updates`` to (zero if dropped)."""
+    return lax.gather(
+        g,
+        indices,
+        _as_gather_numbers(numbers),
+        _window_sizes(g.shape, updates.shape, numbers),
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+        mode=mode,
+        fill_value=0,
+    )
+
+
+def _gather_vjp(g, ans, x, indices, *, dimension_numbers, mode, **params):
+    """``gather`` (``x[idx]``, ``jnp.take``, ``take_along_axis``): scatter-add ``g`` back.
+
+    Positions read more than once collect the sum of their cotangents; windows a
+    ``fill``-mode gather read out of bounds are dropped.
+    """
+    d_x = lax.scatter_add(
+        jnp.zeros_like(x),
+        indices,
+        g,
+        _as_scatter_numbers(dimension_numbers),
+        indices_are_sorted=params["indices_are_sorted"],
+        unique_indices=params["unique_indices"],
+        mode=mode,
+    )
+    return d_x, None
+
+
+def _scatter_add_vjp(g, ans, x, indices, updates, *, dimension_numbers, mode, **params):
+    """``scatter-add`` (``x.at[idx].add(u)``): ``g`` for ``x``, its windows for ``u``."""
+    d_updates = _read_windows(
+        g,
+        indices,
+        updates,
+        dimension_numbers,
+        mode,
+        params["indices_are_sorted"],
+        params["unique_indices"],
+    )
+    return (
+        g if _differentiable(x) else None,
+        None,
+        d_updates if _differentiable(updates) else None,
+    )
+
+
+def _scatter_vjp(g, ans, x, indices, updates, *, dimension_numbers, mode, **params):
+    """``scatter`` (``x.at[idx].set(u)``): the overwritten part of ``g`` goes to ``u``.
+
+    Where several updates write one position only the one that won gets the cotangent:
+    scattering each update's number and reading it back tells which one that was.
+    """
+    numbers, sorted_, unique = dimension_numbers, params["indices_are_sorted"], False
+    window_axes = set(numbers.update_window_dims)
+    scatter_axes = [axis for axis in range(updates.ndim) if axis not in window_axes]
+    scatter_shape = [updates.shape[axis] for axis in scatter_axes]
+    ids = lax.broadcast_in_dim(
+        1 + jnp.arange(int(np.prod(scatter_shape)), dtype=jnp.int32).reshape(scatter_shape),
+        updates.shape,
+        tuple(scatter_axes),
+    )
+    written = lax.scatter(
+        jnp.zeros(x.shape, jnp.int32), indices, ids, numbers,
+        indices_are_sorted=sorted_, unique_indices=unique, mode=mode,
+    )  # fmt: skip
+    won = _read_windows(written, indices, updates, numbers, mode, sorted_, unique) == ids
+    d_updates = _read_windows(g, indices, updates, numbers, mode, sorted_, unique)
+    return (
+        jnp.where(written == 0, g, jnp.zeros_like(g)) if _differentiable(x) else None,
+        None,
+        jnp.where(won, d_updates, jnp.zeros_like(d_updates)) if _differentiable(updates) else None,
+    )
+
+
+defvjp(lax.gather_p, _gather_vjp)
+defvjp(lax.scatter_add_p, _scatter_add_vjp)
+defvjp(lax.scatter_p, _scatter_vjp)
