@@ -243,8 +243,12 @@ def saved_test_part(
         )
     if not config.get("test"):
         raise ValueError(f"{path}: the run kept no test part (test=0)")
-    dataset = data.load(config["data"], label_column=label_column, labels=config.get("labels"))
+    dataset = data.load(
+        config["data"], label_column=label_column, labels=config.get("labels"),
+        **data.table_options(config),
+    )  # fmt: skip
     parts = data.split(dataset.x, dataset.y, seed=config["seed"],
                        validation=config["validation"], test=config["test"])  # fmt: skip
+    parts, dataset = data.training_levels(parts, dataset)
     y = parts.y_test
     return parts.x_test, y if dataset.classes is None else np.asarray(dataset.classes)[y]

@@ -101,6 +101,7 @@ class Run:
         self.classes = class_labels(preprocessing.get("classes"), self._head, n_outputs, path)
         self.features = feature_names(preprocessing.get("features"), self.n_features, path)
         self.label_column = label_column_of(config)
+        self._table = preprocessing.get("table")
         self._dtype = np.dtype(params[0]["w"].dtype)
         self._from_command_line = config.get("format") == "fungrad-run"
         self._standardize = scaling(preprocessing.get("standardize"), self.n_features, path)
@@ -155,7 +156,7 @@ class Run:
         """
         return data.load_rows(
             source, label_column=self.label_column, labels=labels, features=self.features,
-            n_features=self.n_features,
+            n_features=self.n_features, table=self._table,
         )  # fmt: skip
 
     def test_rows(self) -> tuple[np.ndarray, np.ndarray]:

@@ -146,7 +146,7 @@ def test_npz_single_npy_array(tmp_path):
 def test_csv_with_header_and_label_by_name(tmp_path, gzipped):
     text = "label,a,b\n1,0.5,2\n0,1.5,3\n2,-1,4e1\n"
     path = write(tmp_path / ("d.csv.gz" if gzipped else "d.csv"), text, gzipped=gzipped)
-    loaded = data.load(str(path), label_column="label")
+    loaded = data.load(str(path), label_column="label", task="classification")
     np.testing.assert_array_equal(loaded.x, [[0.5, 2], [1.5, 3], [-1, 40]])
     np.testing.assert_array_equal(loaded.y, [1, 0, 2])
     assert loaded.n_classes == 3 and loaded.x.dtype == np.float32
@@ -161,10 +161,10 @@ def test_csv_header_detected_and_last_column_default(tmp_path):
 
 def test_csv_without_header_label_by_index(tmp_path):
     path = write(tmp_path / "d.csv", "3,1,2\n0,4,5\n\n1,7,8\n")
-    loaded = data.load_csv(path, label_column=0)
+    loaded = data.load_csv(path, label_column=0, task="classification")
     np.testing.assert_array_equal(loaded.x, [[1, 2], [4, 5], [7, 8]])
-    np.testing.assert_array_equal(loaded.y, [3, 0, 1])
-    assert loaded.n_classes == 4  # non-negative integers are class indices as they are
+    np.testing.assert_array_equal(loaded.y, [2, 0, 1])
+    assert loaded.classes == [0, 1, 3]  # the values that occur: no label value sizes an array
     # header=True would swallow the first sample:
     assert data.load_csv(path, label_column=0, header=True).x.shape == (2, 2)
 
@@ -198,15 +198,15 @@ def test_csv_class_names_become_sorted_indices(tmp_path):
     [
         ("1,2,0\n3,4\n", {}, ValueError, r"line 2: expected 3 fields"),
         ("1,2,0\n3,4,1,5\n", {}, ValueError, r"line 2: expected 3 fields"),
-        ("1,2,0\n3,x,1\n", {}, ValueError, r"line 2, column 2: expected a number, got 'x'"),
-        ("a,b,y\n1,,0\n", {}, ValueError, r"line 2, column 2: expected a number, got ''"),
-        ("1,2,0\n3,4,\n", {}, ValueError, r"empty label"),
+        ("1,2,0\n3,x,1\n", {}, ValueError, r"line 2, column index 1 mixes numbers with text"),
+        ("a,b,y\n1,,0\n", {}, ValueError, r"1 missing values .* in columns 'b' \(1\); first at lines 2;"),
+        ("1,2,0\n3,4,\n", {}, ValueError, r"1 missing values .*index 2 \(1\)"),
         ("", {}, ValueError, r"no rows"),
         ("\n\n", {}, ValueError, r"no rows"),
         ("a,b,y\n", {}, ValueError, r"no data rows"),
         ("1\n2\n", {}, ValueError, r"at least two columns"),
-        ("1,2,nan\n", {}, ValueError, r"NaN"),
-        ("1,inf,0\n", {}, ValueError, r"NaN or infinite"),
+        ("1,2,nan\n", {}, ValueError, r"missing values"),
+        ("1,inf,0\n", {}, ValueError, r"line 1, column index 1: expected a finite number, got 'inf'"),
     ],
 )
 def test_csv_broken_files(tmp_path, text, kwargs, error, message):

@@ -279,14 +279,17 @@ def test_unnamed_rows_with_or_without_the_label(tmp_path):
     assert y is None and x.shape == (2, 4)
     x, y = data.load_rows(file, label_column=0, n_features=3)
     assert x.tolist() == [[2, 3, -1], [5, 6, 1]] and y.tolist() == [1, 4]
-    with pytest.raises(ValueError, match=r"plain.csv: line 1: expected 2 features .* got 4 fields"):
+    with pytest.raises(
+        ValueError,
+        match=r"plain.csv: expected 3 fields per row like the training file, or 2 without the label column, got 4",
+    ):
         data.load_rows(file, label_column=-1, n_features=2)
 
 
 @pytest.mark.parametrize(
     "rows, message",
     [
-        ([[1, 2, 3], [4, "five", 6]], r"line 2, column 2: expected a number, got 'five'"),
+        ([[1, 2, 3], [4, "five", 6]], r"line 2, column index 1: expected a number, got 'five'"),
         ([[1, 2, 3], [4, 5]], r"line 2: expected 3 fields like the first row, got 2"),
     ],
 )

@@ -67,7 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a value unseen in training, ...) as one line on standard error."""
+    print(f"fungrad: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _run_command(args) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _command(args)
+
+
+def _command(args) -> int:
     if args.command == "train":
         from fungrad.cli.train import run_train
 

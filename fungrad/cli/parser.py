@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "130 / 143 interrupted by SIGINT / SIGTERM after saving.",
     )
     _add_data_options(train.add_argument_group("data"))
+    _add_table_options(train.add_argument_group("tables (.csv files)"))
     _add_model_options(train.add_argument_group("model"))
     _add_optimization_options(train.add_argument_group("optimization"))
     _add_output_options(train.add_argument_group("output"))
@@ -192,6 +193,57 @@ def _add_data_options(data) -> None:
         action="store_false",
         help="do not standardise regression targets (by default: mean and std of the training "
         "part; predictions and RMSE/MAE are reported in the targets' own units)",
+    )
+
+
+def _delimiter(text: str) -> str:
+    """``--delimiter``: one character; ``tab`` or ``\\t`` for a tab."""
+    text = {"tab": "\t", "\\t": "\t"}.get(text, text)
+    if len(text) != 1 or text in '"\r\n ':
+        raise argparse.ArgumentTypeError(
+            f"expected one character such as ',', ';' or tab, got {text!r}"
+        )
+    return text
+
+
+def _add_table_options(table) -> None:
+    table.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="what the label column of a .csv is (default: auto: text labels are classes; "
+        "integers are classes when at most 100 distinct values and at most one per 10 rows; "
+        "other numbers are regression)",
+    )
+    table.add_argument(
+        "--columns",
+        metavar="A,B,...",
+        help="the only feature columns of a .csv to use, by name or index",
+    )
+    table.add_argument(
+        "--drop-columns", metavar="A,B,...", help="feature columns of a .csv to leave out"
+    )
+    table.add_argument(
+        "--missing",
+        choices=("error", "drop"),
+        default="error",
+        help="rows of a .csv with missing values (NA, empty, ?, ...): an error (default) or "
+        "drop them",
+    )
+    table.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=None,
+        metavar="CHAR",
+        help="the field delimiter of a .csv (default: detect ',', ';' or tab)",
+    )
+    table.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_const",
+        const=False,
+        default=None,
+        help="the .csv has no header row (default: detect it)",
     )
 
 

@@ -22,6 +22,7 @@ class Prepared(NamedTuple):
     loss: str
     sizes: list[int]
     preprocessing: dict[str, Any]
+    notes: tuple[str, ...]  # one line per decision the loader made
 
 
 def label_column(config) -> int | str:
@@ -82,6 +83,7 @@ def _scaled(standardizer, y):
 
 def _preprocessing(dataset, standardize, target) -> dict[str, Any]:
     return {
+        "table": None if dataset.table is None else dataset.table.to_dict(),
         "features": dataset.features,
         "n_features": int(dataset.x.shape[1]),
         "standardize": _scaling(standardize),
@@ -100,11 +102,13 @@ def prepare(config) -> Prepared:
         label_column=label_column(config),
         labels=config["labels"],
         max_bytes=config.get("max_bytes") or data.MAX_BYTES,
+        **data.table_options(config),
     )
     raw = data.split(
         dataset.x, dataset.y, seed=config["seed"], validation=config["validation"],
         test=config["test"],
     )  # fmt: skip
+    raw, dataset = data.training_levels(raw, dataset)
     standardize = data.fit_standardizer(raw.x_train) if config["standardize"] else None
     dtype = np.float64 if config["dtype"] == "float64" else np.float32
     parts = raw
@@ -118,7 +122,8 @@ def prepare(config) -> Prepared:
         parts = parts._replace(**{name: _scaled(target, getattr(raw, name))})
     loss = _loss(config, dataset)
     sizes = [dataset.x.shape[1], *config["hidden"], _output_width(loss, dataset)]
-    return Prepared(raw, parts, loss, sizes, _preprocessing(dataset, standardize, target))
+    preprocessing = _preprocessing(dataset, standardize, target)
+    return Prepared(raw, parts, loss, sizes, preprocessing, dataset.notes)
 
 
 def parameter_count(sizes: list[int]) -> int:

@@ -18,7 +18,8 @@ from fungrad.cli import UsageError
 RUN_FORMAT = "fungrad-run"
 
 TRAINING = (
-    "data", "labels", "label_column", "validation", "test", "standardize",
+    "data", "labels", "label_column", "task", "columns", "drop_columns", "missing",
+    "delimiter", "header", "validation", "test", "standardize",
     "standardize_targets", "hidden",
     "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
     "batch_size", "stop", "gradients", "restarts", "learning_rates", "seed", "keep_best",
@@ -28,6 +29,7 @@ _FLAGS = {
     "standardize": "--no-standardize",
     "standardize_targets": "--no-standardize-targets",
     "plot": "--no-plot",
+    "header": "--no-header",
 }
 
 
@@ -82,11 +84,18 @@ def new_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+_TABLE_DEFAULTS = {
+    "task": "auto", "columns": None, "drop_columns": None, "missing": "error",
+    "delimiter": None, "header": None,
+}  # fmt: skip
+"""The table options of a run saved before they existed: the defaults."""
+
+
 def _upgraded(saved: dict, path: Path) -> dict:
     """A saved config in today's layout; a checkpoint without command-line settings is refused."""
     if saved.get("format") == RUN_FORMAT:
         # Runs saved before targets were standardised trained on the targets as they were.
-        return {"standardize_targets": False, **saved}
+        return {"standardize_targets": False, **_TABLE_DEFAULTS, **saved}
     if "fit" in saved or "sizes" not in saved or "data" not in saved:
         raise UsageError(
             f"--resume: {path} holds no command-line settings (was it saved from the Python "
@@ -95,7 +104,7 @@ def _upgraded(saved: dict, path: Path) -> dict:
     # A run folder written before run folders had a format marker.
     return {
         "format": RUN_FORMAT, "version": 1, "keep_best": None, "save_every": 10.0,
-        "standardize_targets": False,
+        "standardize_targets": False, **_TABLE_DEFAULTS,
         **{k: v for k, v in saved.items() if k not in ("best_run",)},
     }  # fmt: skip
 

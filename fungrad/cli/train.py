@@ -95,6 +95,9 @@ def _train(args, interruption: Interruption) -> int:
         jax.config.update("jax_enable_x64", True)
     _say(args, f"loading {config['data']} ...")
     prepared = prepare(config)
+    if not args.quiet:
+        for note in prepared.notes:
+            print(note, file=sys.stderr, flush=True)
     config.update(loss=prepared.loss, sizes=prepared.sizes, preprocessing=prepared.preprocessing)
     claimed = run_folder is None and not (args.out is not None and args.out.exists())
     if run_folder is None:

@@ -29,15 +29,19 @@ from fungrad.data.files import MAX_BYTES
 from fungrad.data.idx import load_idx
 from fungrad.data.load import load
 from fungrad.data.load import load_rows as load_rows
+from fungrad.data.load import table_options as table_options
 from fungrad.data.npz import load_npz
 from fungrad.data.preprocessing import Standardizer, fit_standardizer, one_hot
+from fungrad.data.schema import TableSchema
 from fungrad.data.split import Split, shard_for_process, split
 from fungrad.data.table import load_csv
+from fungrad.data.table import training_levels as training_levels
 
 __all__ = [
     "Dataset",
     "DataFileNotFoundError",
     "Split",
+    "TableSchema",
     "Standardizer",
     "BUNDLED",
     "MAX_BYTES",

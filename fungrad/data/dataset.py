@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,7 +23,12 @@ class Dataset(NamedTuple):
         n_classes: the number of classes for integer labels, else ``None``.
         classes: the class labels as they appear in the data, in the order of their indices
             (``classes[y[i]]`` is row ``i``'s label), or ``None`` for regression.
-        features: the feature column names (a CSV's header), or ``None`` if the file has none.
+        features: the model inputs' names (from a CSV's header; ``island=Dream`` for a
+            one-hot level), or ``None`` if the file has none.
+        table: for a CSV file, the fitted :class:`~fungrad.data.schema.TableSchema` (columns
+            used, encodings, task, classes), which prediction applies to new files.
+        notes: one line per decision the loader made (an index column dropped, a column
+            one-hot encoded, the task chosen), for the user to read.
     """
 
     x: np.ndarray
@@ -32,6 +37,8 @@ class Dataset(NamedTuple):
     n_classes: int | None
     classes: list | None = None
     features: list[str] | None = None
+    table: Any = None
+    notes: tuple[str, ...] = ()
 
 
 class DataFileNotFoundError(FileNotFoundError, ValueError):

@@ -1,20 +1,33 @@
-"""Comma-separated files: numeric feature columns and one label column.
+"""Delimited text files (CSV): the columns typed, encoded and recorded, never guessed silently.
 
-The module is not named ``csv`` so that ``import csv`` here is always the standard library's.
+:func:`load_csv` reads the file (:mod:`fungrad.data.csvfile`), then decides, in this order:
+
+1. **Columns.** An unnamed, ``rownames`` or ``Unnamed: 0`` first column holding
+   ``0..n-1`` or ``1..n`` is a row index and is dropped, with a note. ``drop_columns``
+   leaves columns out; ``columns`` keeps only the features named.
+2. **Missing values** (``NA``, ``NaN``, empty, ``null``, ``?``, ``N/A``, ...) in the columns
+   used: an error naming how many, in which columns, and the first lines; with
+   ``missing="drop"`` those rows are dropped, with a note saying how many.
+3. **Features** (:mod:`fungrad.data.encoding`): numbers, yes/no as 1/0, text one-hot.
+4. **Labels** (:mod:`fungrad.data.labels`): classification or regression, and the classes.
+
+Every decision is kept in the returned dataset's ``table`` (a
+:class:`~fungrad.data.schema.TableSchema`), and said in one line of its ``notes``.
+The module is not named ``csv`` so that ``import csv`` is always the standard library's.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 
-from fungrad.data.dataset import Dataset, PathLike, _dataset
-from fungrad.data.files import MAX_BYTES, _max_bytes, _path, _read
+from fungrad.data.csvfile import DELIMITERS, MISSING, RawTable, read_table
+from fungrad.data.dataset import Dataset, PathLike
+from fungrad.data.encoding import encode_column, fit_column, shown
+from fungrad.data.files import MAX_BYTES, _max_bytes, _path
+from fungrad.data.labels import TASKS, fit_labels
+from fungrad.data.schema import INDEX_NAMES, TableSchema, column_index, column_list, column_name
+
+MISSING_POLICIES = ("error", "drop")
 
 
 def load_csv(
@@ -22,187 +35,228 @@ def load_csv(
     *,
     label_column: str | int = -1,
     header: bool | None = None,
+    delimiter: str | None = None,
+    task: str = "auto",
+    columns: list | str | None = None,
+    drop_columns: list | str | None = None,
+    missing: str = "error",
     max_bytes: int = MAX_BYTES,
 ) -> Dataset:
-    """A dataset from a comma-separated file (gzipped or not): one sample per row.
-
-    Every column except the label column is a numeric feature. The label column decides the
-    task: integers (``3``) are class labels, other numbers (``3.0``, ``0.25``) regression
-    targets, and any non-numeric value makes the column class names. Class names and negative
-    integers are replaced by their index in the sorted unique values; non-negative integers are
-    kept as they are, with ``n_classes = max + 1``.
+    """A dataset from a delimited text file (gzipped or not): one sample per row.
 
     Args:
         path: the file; gzip is detected by its first bytes, not by the extension.
-        label_column: the label column's name (needs a header row) or index (negative counts
-            from the end; default the last column).
-        header: whether the first row names the columns; ``None`` detects it (a header has a
-            non-numeric feature field, or a non-numeric label above a numeric one). With a
-            column name for ``label_column``, ``None`` means ``True``.
-        max_bytes: the most bytes the file may hold, after gunzipping (default
-            :data:`MAX_BYTES`, 4 GiB); checked before the text is parsed, which takes a few
-            times the file's size in memory.
+        label_column: the label column's header name, or its index (negative counts from
+            the end; default the last column).
+        header: whether the first row names the columns; ``None`` detects it (a word above
+            a column of numbers is a name).
+        delimiter: ``","``, ``";"``, ``"\\t"`` or another single character; ``None`` detects
+            one of the first three.
+        task: ``"classification"``, ``"regression"`` or ``"auto"`` (see
+            :mod:`fungrad.data.labels` for the rule).
+        columns: the feature columns to use (names or indices), or ``None`` for all.
+        drop_columns: columns to leave out (names or indices).
+        missing: ``"error"`` (default) or ``"drop"`` the rows with missing values.
+        max_bytes: the most bytes the file may hold once inflated (default
+            :data:`~fungrad.data.MAX_BYTES`).
 
     Returns:
-        A :class:`Dataset` named after the file.
+        A :class:`Dataset` with ``table`` (the fitted schema) and ``notes``.
 
     Raises:
         DataFileNotFoundError: if the file does not exist.
-        ValueError, TypeError: for an empty or ragged file, a non-numeric feature, a bad
-            ``label_column``, non-finite values, or a file over ``max_bytes``.
+        ValueError, TypeError: for a bad argument or a file the rules refuse; the message
+            names the file, the line and the column, and the option that resolves it.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> file = pathlib.Path(tempfile.mkdtemp()) / "pets.csv"
+        >>> _ = file.write_text('"",weight,indoor,kind\\n1,4.0,yes,cat\\n2,30,no,dog\\n'
+        ...                     '3,5,yes,cat\\n4,25,no,dog\\n')
+        >>> pets = load_csv(file)
+        >>> pets.x.tolist(), pets.classes
+        ([[4.0, 1.0], [30.0, 0.0], [5.0, 1.0], [25.0, 0.0]], ['cat', 'dog'])
+        >>> print(pets.notes[0])
+        pets.csv: column '' holds the row numbers 1..4: dropped as an index
     """
     max_bytes = _max_bytes(max_bytes)
     path = _path(path, "path")
+    _check_options(header, delimiter, task, missing)
+    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit() and header is None:
+        header = True
+    raw, notes = read_table(path, max_bytes, delimiter=delimiter, header=header)
+    schema, x, y, more = fit_table(
+        raw, label_column=label_column, task=task, columns=columns,
+        drop_columns=drop_columns, missing=missing,
+    )  # fmt: skip
+    n_classes = None if schema.classes is None else len(schema.classes)
+    features = schema.input_names() if raw.header else None
+    x = x.astype(np.float32)
+    return Dataset(x, y, path.name, n_classes, schema.classes, features, schema, (*notes, *more))
+
+
+def _check_options(header, delimiter, task, missing) -> None:
     if header is not None and not isinstance(header, bool):
         raise TypeError(f"header: expected True, False or None, got {header!r}")
-    text = _text(path, max_bytes)
-    first_line, first, second = _first_rows(text, path)
-    width = len(first)
-    if width < 2:
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
         raise ValueError(
-            f"{path}: expected at least two columns (features and a label), got {width}"
+            f"delimiter: expected one character such as {', '.join(map(repr, DELIMITERS))}, "
+            f"got {delimiter!r}"
         )
-    if header is None:
-        header = _has_header(first, second, label_column, path)
-    if header and second is None:
-        raise ValueError(f"{path}: no data rows after the header")
-    label = _label_index(label_column, first if header else None, width, path)
-    skip = first_line if header else first_line - 1
-    features = [i for i in range(width) if i != label]
+    if delimiter is not None and delimiter in '"\r\n ':
+        raise ValueError(f"delimiter: {delimiter!r} cannot separate fields")
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing: expected 'error' or 'drop', got {missing!r}")
+
+
+def fit_table(raw: RawTable, *, label_column, task, columns, drop_columns, missing):
+    """Decide the schema of a training table and encode it: ``(schema, x, y, notes)``."""
+    where, names = str(raw.path), raw.names
+    label = column_index(label_column, names, raw.width, "label_column", where)
+    kept, dropped, notes = _used_columns(raw, label, columns, drop_columns)
+    rows, note = _complete_rows(raw, [*kept, label], missing)
+    notes += [note] if note else []
+    lines = None if raw.lines is None else raw.lines[rows]
+    label_name = column_name(label, names)
+    task, classes, y, note = fit_labels(
+        raw.column_text(label)[rows], lines, label_name, task, where
+    )
+    notes += [f"{raw.path.name}: {note}"] if note else []
+    features, blocks = [], []
+    for j in kept:
+        cells = raw.column_text(j)[rows]
+        column = fit_column(column_name(j, names), cells, lines, where)
+        features.append(column)
+        blocks.append(encode_column(column, cells, lines, where))
+        if column.kind != "number":
+            notes.append(f"{raw.path.name}: {_encoding_note(column)}")
+    schema = TableSchema(
+        raw.delimiter, raw.header, raw.width, label_name, tuple(features),
+        tuple(column_name(j, names) for j in dropped), task, classes,
+    )  # fmt: skip
+    x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(rows), 0))
+    return schema, x, y, notes
+
+
+def _used_columns(raw: RawTable, label: int, columns, drop_columns):
+    """The feature columns kept, the columns dropped, and a note per index column."""
+    where, names, width = str(raw.path), raw.names, raw.width
+    drop = column_list(drop_columns, names, width, "drop_columns", where) or []
+    keep = column_list(columns, names, width, "columns", where)
+    if label in drop or (keep is not None and label in keep):
+        argname = "drop_columns" if label in drop else "columns"
+        raise ValueError(
+            f"{argname}: column {shown(column_name(label, names))} is the label column; "
+            "name feature columns only"
+        )
+    notes = []
+    if keep is None and drop_columns is None and label != 0 and _is_index(raw):
+        drop = [0]
+        notes.append(
+            f"{raw.path.name}: column {shown(names[0])} holds the row numbers "
+            f"{_index_range(raw)}: dropped as an index"
+        )
+    features = keep if keep is not None else [j for j in range(width) if j not in (*drop, label)]
+    features = [j for j in features if j not in drop]
+    if not features:
+        raise ValueError(f"columns: no feature columns left in {where}")
+    dropped = [j for j in range(width) if j not in (*features, label)]
+    return features, dropped, notes
+
+
+def _is_index(raw: RawTable) -> bool:
+    if raw.names is None or raw.names[0] not in INDEX_NAMES:
+        return False
+    return _index_range(raw) is not None
+
+
+def _index_range(raw: RawTable) -> str | None:
     try:
-        try:
-            table = _loadtxt(text, skip, None, np.float32)
-            x, numeric_labels = table[:, features], table[:, label]
-        except ValueError:
-            _find_csv_error(text, skip, width, label, path)
-            x, numeric_labels = _loadtxt(text, skip, features, np.float32), None
-        raw = np.char.strip(_loadtxt(text, skip, [label], str))
-    except ValueError as error:
-        if str(error).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: cannot read as CSV ({error})") from error
-    y = _labels(raw, numeric_labels, label, path)
-    names = [name for i, name in enumerate(first) if i != label] if header else None
-    return _dataset(x, y, path.name, str(path), names)
+        values = raw.column_text(0).astype(np.float64)
+    except ValueError:
+        return None
+    n = values.shape[0]
+    for start in (0, 1):
+        if np.array_equal(values, np.arange(start, start + n)):
+            return f"{start}..{start + n - 1}"
+    return None
 
 
-def _text(path: Path, max_bytes: int) -> str:
-    try:
-        return _read(path, max_bytes).decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: expected UTF-8 text ({error})") from error
-
-
-def _first_rows(text: str, path: Path) -> tuple[int, list[str], list[str] | None]:
-    """The first non-blank row's line number and fields, and the second row (or ``None``)."""
-    try:
-        rows = _csv_rows(text)
-        first_line, first = next(rows)
-        second = next(rows, (None, None))[1]
-    except StopIteration:
-        raise ValueError(f"{path}: no rows; expected comma-separated samples") from None
-    except csv.Error as error:
-        raise ValueError(f"{path}: not valid CSV ({error})") from error
-    return first_line, first, second
-
-
-def _has_header(first: list[str], second: list[str] | None, label_column, path: Path) -> bool:
-    """A header has a non-numeric feature field, or a non-numeric label above a numeric one."""
-    if isinstance(label_column, str):
-        return True
-    width = len(first)
-    label = _label_index(label_column, None, width, path)
-    fields = [f for i, f in enumerate(first) if i != label]
-    numeric_label_below = second is not None and len(second) == width
-    numeric_label_below = numeric_label_below and _is_number(second[label])
-    return not all(map(_is_number, fields)) or (
-        not _is_number(first[label]) and numeric_label_below
+def _complete_rows(raw: RawTable, used: list[int], missing: str) -> tuple[np.ndarray, str | None]:
+    """The rows without missing values in ``used`` columns, and a note if some were dropped."""
+    all_rows = np.arange(raw.n_rows)
+    if raw.cells is None:
+        return all_rows, None
+    lowered = np.char.lower(raw.cells[:, used])
+    holes = np.isin(lowered, sorted(MISSING))
+    bad = np.flatnonzero(holes.any(axis=1))
+    if bad.size == 0:
+        return all_rows, None
+    counts = holes.sum(axis=0)
+    per_column = ", ".join(
+        f"{shown(column_name(j, raw.names))} ({int(c)})"
+        for j, c in zip(used, counts, strict=True)
+        if c
+    )
+    if missing == "drop":
+        if bad.size == raw.n_rows:
+            raise ValueError(f"{raw.path}: every row has a missing value, in {per_column}")
+        return np.flatnonzero(~holes.any(axis=1)), (
+            f"{raw.path.name}: dropped {bad.size} of {raw.n_rows} rows with missing values, "
+            f"in {per_column}"
+        )
+    first = ", ".join(str(line) for line in raw.lines[bad[:3]])
+    raise ValueError(
+        f"{raw.path}: {int(counts.sum())} missing values (NA, empty, ...) in {bad.size} rows, "
+        f"in columns {per_column}; first at lines {first}; drop those rows with --missing drop "
+        "(missing='drop'), or leave the columns out with --drop-columns"
     )
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _encoding_note(column) -> str:
+    if column.kind == "bool":
+        return f"column {shown(column.name)}: true/yes read as 1, false/no as 0"
+    levels = ", ".join(column.levels[:6]) + (", ..." if len(column.levels) > 6 else "")
+    return (
+        f"column {shown(column.name)}: text, one-hot encoded as {len(column.levels)} columns "
+        f"({levels})"
+    )
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank csv rows with their line numbers, fields stripped."""
-    reader = csv.reader(io.StringIO(text))
-    for row in reader:
-        row = [field.strip() for field in row]
-        if any(row):
-            yield reader.line_num, row
+def training_levels(parts, dataset: Dataset):
+    """Keep only the one-hot levels that the training part holds: ``(parts, dataset)``.
 
-
-def _label_index(label_column: str | int, header: list[str] | None, width: int, path: Path) -> int:
-    if isinstance(label_column, str):
-        if header is None:
-            raise ValueError(
-                f"label_column: {label_column!r} names a column, which needs a header row; "
-                f"{path} is read without one (header=False)"
-            )
-        if label_column not in header:
-            raise ValueError(
-                f"label_column: no column named {label_column!r} in {path}; "
-                f"columns: {', '.join(header)}"
-            )
-        return header.index(label_column)
-    if isinstance(label_column, bool) or not isinstance(label_column, int):
-        raise TypeError(
-            f"label_column: expected a column name or index, got {type(label_column).__name__}"
-        )
-    if not -width <= label_column < width:
-        raise ValueError(
-            f"label_column: expected an index in [{-width}, {width}) for {path}, "
-            f"which has {width} columns, got {label_column}"
-        )
-    return label_column % width
-
-
-def _find_csv_error(text: str, skip: int, width: int, label: int, path: Path) -> None:
-    """Raise a precise error for the first ragged row or non-numeric feature, if any."""
-    for line, row in _csv_rows(text):
-        if line <= skip:
-            continue
-        if len(row) != width:
-            raise ValueError(
-                f"{path}: line {line}: expected {width} fields like the first row, got {len(row)}"
-            )
-        for column, field in enumerate(row):
-            if column != label and not _is_number(field):
-                raise ValueError(
-                    f"{path}: line {line}, column {column + 1}: expected a number, got {field!r}"
-                )
-
-
-def _loadtxt(text: str, skip: int, columns: list[int] | None, dtype) -> np.ndarray:
-    """The rows below line ``skip``: float32 ``(n, len(columns))``, or strings ``(n,)``."""
-    with warnings.catch_warnings():
-        # Blank lines are skipped; NumPy warns that they are not counted as rows.
-        warnings.filterwarnings("ignore", "Input line", UserWarning)
-        return np.loadtxt(
-            io.StringIO(text),
-            delimiter=",",
-            skiprows=skip,
-            usecols=columns,
-            dtype=dtype,
-            comments=None,
-            quotechar='"',
-            ndmin=2 if dtype is np.float32 else 1,
-        )
-
-
-def _labels(
-    raw: np.ndarray, numeric_labels: np.ndarray | None, label: int, path: Path
-) -> np.ndarray:
-    """Integer labels as int64; other numbers as read (float32); otherwise the strings."""
-    empty = np.flatnonzero(np.char.str_len(raw) == 0)
-    if empty.size:
-        raise ValueError(f"{path}: data row {empty[0] + 1} has an empty label (column {label + 1})")
-    try:
-        return raw.astype(np.int64)
-    except (ValueError, OverflowError):
-        return raw if numeric_labels is None else numeric_labels
+    A level seen only in the validation or test rows is then encoded as all zeros there, as
+    a level unseen in training is at prediction time. ``parts`` is a
+    :class:`~fungrad.data.Split` of ``dataset``; both come back with the columns of the
+    other levels removed, and the dataset's ``table`` and ``features`` updated.
+    """
+    schema = dataset.table
+    if schema is None or all(c.kind != "onehot" for c in schema.features):
+        return parts, dataset
+    seen = np.asarray(parts.x_train).any(axis=0)
+    keep, columns, start = [], [], 0
+    for column in schema.features:
+        mask = seen[start : start + column.width] if column.kind == "onehot" else [True]
+        start += column.width
+        keep.extend(mask)
+        if column.kind == "onehot":
+            levels = tuple(level for level, k in zip(column.levels, mask, strict=True) if k)
+            column = column._replace(levels=levels)
+        columns.append(column)
+    keep = np.asarray(keep, dtype=bool)
+    if keep.all():
+        return parts, dataset
+    schema = schema._replace(features=tuple(columns))
+    parts = parts._replace(
+        **{name: getattr(parts, name)[:, keep] for name in ("x_train", "x_val", "x_test")}
+    )
+    features = schema.input_names() if dataset.features is not None else None
+    note = f"{dataset.name}: {int((~keep).sum())} text levels not in the training part are "
+    note += "encoded as all zeros"
+    dataset = dataset._replace(
+        x=dataset.x[:, keep], table=schema, features=features, notes=(*dataset.notes, note)
+    )
+    return parts, dataset
