@@ -7,8 +7,9 @@ forward keeping its values, and walked back equation by equation (see ``interpre
 The lesson's graphs:
     >>> import jax.numpy as jnp
     >>> from fungrad import graph
-    >>> graph.value_and_grad(lambda a, b: a * (a + b), argnums=(0, 1))(3.0, 4.0)
-    (Array(21., dtype=float32, weak_type=True), (Array(10., dtype=float32, weak_type=True), Array(3., dtype=float32, weak_type=True)))
+    >>> y, (dy_da, dy_db) = graph.value_and_grad(lambda a, b: a * (a + b), argnums=(0, 1))(3.0, 4.0)
+    >>> float(y), float(dy_da), float(dy_db)
+    (21.0, 10.0, 3.0)
     >>> x = 2.0
     >>> bool(jnp.isclose(graph.grad(lambda x: jnp.sin(x**3))(x), 3 * x**2 * jnp.cos(x**3)))
     True
@@ -167,8 +168,9 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         TypeError: for a non-scalar or non-float output, or a non-float argument.
 
     Example:
-        >>> value_and_grad(lambda x: x**2 * jnp.sin(x))(0.0)
-        (Array(0., dtype=float32, weak_type=True), Array(0., dtype=float32, weak_type=True))
+        >>> value, slope = value_and_grad(lambda x: x**2 * jnp.sin(x))(1.0)
+        >>> round(float(value), 6), round(float(slope), 6)  # sin 1, 2 sin 1 + cos 1
+        (0.841471, 2.223244)
     """
     if isinstance(argnums, list):
         argnums = tuple(argnums)

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax._src import source_info_util
 from jax.extend.core import ClosedJaxpr, Jaxpr, Var
 
@@ -56,7 +57,9 @@ class Trace(NamedTuple):
 
 
 def _read(values: dict, atom: Any) -> Any:
-    return values[atom] if isinstance(atom, Var) else atom.val
+    if isinstance(atom, Var):
+        return values[atom]
+    return atom.val if hasattr(atom.val, "dtype") else np.asarray(atom.val, atom.aval.dtype)
 
 
 def _bind(eqn: Any, ins: list) -> Any:
@@ -205,6 +208,7 @@ def trace_function(f: Callable, args: tuple, has_aux: bool = False) -> Traced:
     ``out`` followed by those of ``aux``.
     """
     flat_args, in_tree = jax.tree_util.tree_flatten(args)
+    flat_args = [x if isinstance(x, jax.Array) else jnp.asarray(x) for x in flat_args]
     trees: dict = {}
 
     def flat_f(*leaves):

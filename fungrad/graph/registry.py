@@ -57,10 +57,11 @@ def defvjp(primitive: Any, rule: Rule) -> Rule:
         TypeError: if ``primitive`` is not a JAX primitive or ``rule`` is not callable.
 
     Example:
-        >>> import jax
+        >>> from jax.extend.core import Primitive
         >>> from fungrad.graph import registry
-        >>> rule = registry.defvjp(jax.lax.sin_p, lambda g, ans, x, **p: (g * jax.lax.cos(x),))
-        >>> registry.rule_for(jax.lax.sin_p) is rule
+        >>> double = Primitive("double")  # y = 2 x, so xbar = 2 ybar
+        >>> rule = registry.defvjp(double, lambda g, ans, x, **params: (2 * g,))
+        >>> registry.rule_for(double) is rule
         True
     """
     if not (hasattr(primitive, "name") and hasattr(primitive, "bind")):

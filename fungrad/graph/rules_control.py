@@ -17,8 +17,10 @@ with fungrad's rules (register a rule for a primitive inside with ``defvjp`` to 
 
 from __future__ import annotations
 
+import jax
 import numpy as np
-from jax.extend.core import primitives
+from jax import lax
+from jax.extend.core import ClosedJaxpr, jaxpr_as_fun, primitives
 
 from fungrad.graph import interpreter
 from fungrad.graph.registry import defvjp, refuse
@@ -31,6 +33,68 @@ def _call(jaxpr_param: str):
         return tuple(interpreter.vjp_jaxpr(params[jaxpr_param], args, g, instantiate=False))
 
     return rule
+
+
+def _exactly(x, aval):
+    """``x`` with ``aval``'s dtype and no weak type, so loop and branch types line up."""
+    return lax.convert_element_type(x, aval.dtype)
+
+
+def _float_only(cts, args):
+    """``None`` for the cotangents of non-float arguments."""
+    return tuple(
+        ct if interpreter.is_float(jax.typeof(a)) else None for ct, a in zip(cts, args, strict=True)
+    )
+
+
+def _scan(g, ans, *args, reverse, length, jaxpr, num_consts, num_carry, unroll=1, **params):
+    """``scan``: run forward keeping each step's carry, then a reverse scan of the body's VJP.
+
+    With ``(c_{k+1}, y_k) = body(consts, c_k, x_k)``, the backward pass walks ``k`` from
+    last to first carrying ``cbar_{k+1}``: the body's VJP at ``(consts, c_k, x_k)`` with
+    ``(cbar_{k+1}, ybar_k)`` gives ``(constsbar_k, cbar_k, xbar_k)``. The constants are used
+    at every step, so their cotangent is the sum over steps. Only the carries are kept
+    (length x carry values); each step's intermediates are recomputed from them.
+    """
+    consts, init, xs = (
+        args[:num_consts],
+        args[num_consts : num_consts + num_carry],
+        args[num_consts + num_carry :],
+    )
+    body = jaxpr_as_fun(jaxpr)
+    avals = [v.aval for v in jaxpr.jaxpr.invars]
+    carry_avals = avals[num_consts : num_consts + num_carry]
+
+    def keep_carry(carry, x):
+        out = body(*consts, *carry, *x)
+        return [_exactly(c, a) for c, a in zip(out[:num_carry], carry_avals, strict=True)], carry
+
+    carry0 = [_exactly(c, a) for c, a in zip(init, carry_avals, strict=True)]
+    _, carries = lax.scan(
+        keep_carry, carry0, list(xs), length=length, reverse=reverse, unroll=unroll
+    )
+
+    def step(state, residual):
+        consts_ct, carry_ct = state
+        carry, x, y_ct = residual
+        cts = interpreter.vjp_jaxpr(jaxpr, [*consts, *carry, *x], [*carry_ct, *y_ct])
+        cts = [_exactly(ct, a) for ct, a in zip(cts, avals, strict=True)]
+        consts_ct = [a + b for a, b in zip(consts_ct, cts[:num_consts], strict=True)]
+        return (consts_ct, cts[num_consts : num_consts + num_carry]), cts[num_consts + num_carry :]
+
+    state = (
+        [interpreter.zeros(a) for a in avals[:num_consts]],
+        [_exactly(c, a) for c, a in zip(g[:num_carry], carry_avals, strict=True)],
+    )
+    (consts_ct, init_ct), xs_ct = lax.scan(
+        step,
+        state,
+        (carries, list(xs), list(g[num_carry:])),
+        length=length,
+        reverse=not reverse,
+        unroll=unroll,
+    )
+    return _float_only([*consts_ct, *init_ct, *xs_ct], args)
 
 
 def _zero_tangent(aval):
@@ -55,10 +119,36 @@ def _custom_jvp_call(g, ans, *args, call_jaxpr, num_consts, **params):
     return (None,) * num_consts + tuple(in_cts[len(primals) :])
 
 
+def _remat(g, ans, *args, jaxpr, **params):
+    """``jax.checkpoint``: its body (an open jaxpr) is recomputed in the backward pass anyway."""
+    return tuple(interpreter.vjp_jaxpr(ClosedJaxpr(jaxpr, ()), args, g, instantiate=False))
+
+
+def _cond(g, ans, index, *operands, branches, **params):
+    """``cond``: the backward pass is itself a ``switch`` on the same index.
+
+    Only the branch taken ran forward, so only its VJP runs backward; every branch's VJP
+    returns zeros for the operands it does not use, so all branches return the same types.
+    """
+
+    def branch_vjp(closed):
+        def pull_back(operands, g):
+            cts = interpreter.vjp_jaxpr(closed, operands, g)
+            return [_exactly(ct, v.aval) for ct, v in zip(cts, closed.jaxpr.invars, strict=True)]
+
+        return pull_back
+
+    cts = lax.switch(index, [branch_vjp(b) for b in branches], list(operands), list(g))
+    return (None, *_float_only(cts, operands))
+
+
 defvjp(primitives.jit_p, _call("jaxpr"))
 defvjp(primitives.closed_call_p, _call("call_jaxpr"))
 defvjp(primitives.custom_jvp_call_p, _custom_jvp_call)
 defvjp(primitives.custom_vjp_call_p, _call("call_jaxpr"))
+defvjp(primitives.remat_p, _remat)
+defvjp(primitives.cond_p, _cond)
+defvjp(primitives.scan_p, _scan)
 
 refuse(
     primitives.while_p,
