@@ -61,19 +61,15 @@ def _features(x: np.ndarray, where: str) -> np.ndarray:
 def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, int | None, list | None]:
     """Integer or string labels become class indices; floats stay regression targets.
 
-    Non-negative integer labels are taken as class indices as they are (``n_classes = max +
-    1``), so two files of one problem agree even when one lacks a class. Labels with negative
-    values (``-1/+1``) and class names are replaced by their index in the sorted unique values.
+    The classes are the distinct labels that occur, sorted (numbers by value, names as
+    text), and ``y`` holds each row's index among them: a label value never sizes an array
+    by itself (labels ``{0, 2**31 - 1}`` make two classes), and ``classes`` maps indices back.
     """
     if y.dtype.kind in "biuUS":
         if y.ndim != 1:
             raise ValueError(f"{where}: expected class labels of shape (n,), got shape {y.shape}")
-        if y.dtype.kind in "US" or (y.size and y.min() < 0):
-            classes, y = np.unique(y, return_inverse=True)
-            return y.reshape(-1).astype(np.int64), len(classes), classes.tolist()
-        y = y.astype(np.int64)
-        n_classes = int(y.max()) + 1 if y.size else 0
-        return y, n_classes, list(range(n_classes))
+        classes, y = np.unique(y, return_inverse=True)
+        return y.reshape(-1).astype(np.int64), len(classes), classes.tolist()
     if y.dtype.kind == "f":
         if y.ndim not in (1, 2):
             raise ValueError(
