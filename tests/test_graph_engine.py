@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 from jax.extend.core import Primitive
 
 from fungrad import graph
@@ -202,3 +203,112 @@ def test_rule_returning_wrong_shape_or_count_is_reported():
     graph.defvjp(wrong_count, lambda g, ans, x: (g, g))
     with pytest.raises(ValueError, match="fungrad_test_wrong_count.*2 cotangents for 1"):
         graph.grad(lambda x: wrong_count.bind(x))(1.0)
+
+
+# --- Transformations: jit, vmap, and the engine differentiating its own backward pass ------
+def _mlp_loss(params, x, y):
+    h = jnp.tanh(x @ params["w1"] + params["b1"])
+    logits = jax.nn.relu(h @ params["w2"]) + params["b2"]
+    return -jnp.sum(jax.nn.log_softmax(logits) * y)
+
+
+def _mlp_problem(batch=4, seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    params = {
+        "w1": jax.random.normal(k[0], (3, 5)),
+        "b1": jax.random.normal(k[1], (5,)),
+        "w2": jax.random.normal(k[2], (5, 2)),
+        "b2": jnp.zeros(2),
+    }
+    x = jax.random.normal(k[3], (batch, 3))
+    y = jax.nn.one_hot(jnp.arange(batch) % 2, 2)
+    return params, x, y
+
+
+def _assert_trees_close(mine, theirs, rtol=1e-10):
+    assert jax.tree_util.tree_structure(mine) == jax.tree_util.tree_structure(theirs)
+    jax.tree_util.tree_map(lambda a, b: _close(a, b, rtol), mine, theirs)
+
+
+def test_grad_under_jit_equals_jax_and_compiles_once(count_compilations):
+    params, x, y = _mlp_problem()
+    step = jax.jit(graph.value_and_grad(_mlp_loss))
+    _assert_trees_close(step(params, x, y), jax.value_and_grad(_mlp_loss)(params, x, y))
+    other_x = x + 1.0
+    with count_compilations() as compiled:
+        step(params, other_x, y)
+    assert compiled == []
+
+
+def test_per_sample_gradients_under_vmap():
+    params, x, y = _mlp_problem(batch=5)
+    mine = jax.vmap(graph.grad(_mlp_loss), in_axes=(None, 0, 0))(params, x, y)
+    theirs = jax.vmap(jax.grad(_mlp_loss), in_axes=(None, 0, 0))(params, x, y)
+    _assert_trees_close(mine, theirs)
+    jitted = jax.jit(jax.vmap(graph.grad(_mlp_loss, argnums=1), in_axes=(None, 0, 0)))
+    _assert_trees_close(
+        jitted(params, x, y),
+        jax.vmap(jax.grad(_mlp_loss, argnums=1), in_axes=(None, 0, 0))(params, x, y),
+    )
+
+
+def test_vmap_over_parameters_closed_over_by_the_model():
+    params, x, y = _mlp_problem()
+    stacked = jax.tree_util.tree_map(lambda p: jnp.stack([p, 2.0 * p]), params)
+    mine = jax.vmap(graph.grad(_mlp_loss), in_axes=(0, None, None))(stacked, x, y)
+    theirs = jax.vmap(jax.grad(_mlp_loss), in_axes=(0, None, None))(stacked, x, y)
+    _assert_trees_close(mine, theirs)
+
+
+def test_second_derivative_of_the_lesson_graph():
+    f = lambda x: x**2 * jnp.sin(x)  # noqa: E731
+    x = jnp.float64(1.3)
+    expected = 2 * np.sin(x) + 4 * x * np.cos(x) - x**2 * np.sin(x)
+    _close(graph.grad(graph.grad(f))(x), expected)
+    _close(graph.grad(graph.grad(graph.grad(f)))(x), jax.grad(jax.grad(jax.grad(f)))(x))
+
+
+def _hvp_graph(f, x, v):
+    return graph.grad(lambda x: jnp.vdot(graph.grad(f)(x), v))(x)
+
+
+def _hvp_jax(f, x, v):
+    return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+
+HVP_FUNCTIONS = {
+    "elementwise": lambda x: jnp.sum(jnp.sin(x) * x**3 + jnp.exp(-x * x) / (1 + x * x)),
+    "kinks": lambda x: jnp.sum(jnp.maximum(x, 0.1) * jnp.clip(x, -0.5, 0.5) * jax.nn.relu(x)),
+    "softmax": lambda x: jnp.sum(jax.nn.softmax(x) * jnp.arange(6.0)) + jax.nn.logsumexp(x * x),
+    "cond": lambda x: lax.cond(
+        x[0] > 0, lambda x: jnp.sum(jnp.sin(x) * x), lambda x: jnp.sum(x**4), x
+    ),
+    "scan": lambda x: jnp.sum(
+        lax.scan(lambda c, xi: (jnp.tanh(c * xi + c), jnp.sin(c * xi)), 0.3, x)[1]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HVP_FUNCTIONS))
+def test_hessian_vector_products_equal_jax(name):
+    f = HVP_FUNCTIONS[name]
+    x = jax.random.normal(jax.random.PRNGKey(0), (6,))
+    v = jax.random.normal(jax.random.PRNGKey(1), (6,))
+    _close(_hvp_graph(f, x, v), _hvp_jax(f, x, v), rtol=1e-9)
+
+
+def test_hessian_vector_product_of_an_mlp_loss_under_jit():
+    params, x, y = _mlp_problem()
+    v = jax.tree_util.tree_map(jnp.ones_like, params)
+
+    def hvp(loss, grad):
+        return jax.jit(grad(lambda p: _tree_vdot(grad(loss)(p, x, y), v)))(params)
+
+    _assert_trees_close(hvp(_mlp_loss, graph.grad), hvp(_mlp_loss, jax.grad), rtol=1e-9)
+
+
+def _tree_vdot(a, b):
+    return sum(
+        jnp.vdot(p, q)
+        for p, q in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
