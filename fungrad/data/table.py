@@ -3,7 +3,8 @@
 :func:`load_csv` reads the file (:mod:`fungrad.data.csvfile`), then decides, in this order:
 
 1. **Columns.** An unnamed, ``rownames`` or ``Unnamed: 0`` first column holding
-   ``0..n-1`` or ``1..n`` is a row index and is dropped, with a note. ``drop_columns``
+   ``0..n-1``, ``1..n`` or a distinct text per row (R's row names) is a row index and is
+   dropped, with a note. ``drop_columns``
    leaves columns out; ``columns`` keeps only the features named.
 2. **Missing values** (``NA``, ``NaN``, empty, ``null``, ``?``, ``N/A``, ...) in the columns
    used: an error naming how many, in which columns, and the first lines; with
@@ -155,8 +156,8 @@ def _used_columns(raw: RawTable, label: int, columns, drop_columns):
     if keep is None and drop_columns is None and label != 0 and _is_index(raw):
         drop = [0]
         notes.append(
-            f"{raw.path.name}: column {shown(names[0])} holds the row numbers "
-            f"{_index_range(raw)}: dropped as an index"
+            f"{raw.path.name}: column {shown(names[0])} holds {_index_range(raw)}: "
+            "dropped as an index"
         )
     features = keep if keep is not None else [j for j in range(width) if j not in (*drop, label)]
     features = [j for j in features if j not in drop]
@@ -173,14 +174,17 @@ def _is_index(raw: RawTable) -> bool:
 
 
 def _index_range(raw: RawTable) -> str | None:
+    """``"the row numbers 1..n"`` (or ``0..n-1``), ``"row names"``, or ``None``."""
+    cells = raw.column_text(0)
     try:
-        values = raw.column_text(0).astype(np.float64)
+        values = cells.astype(np.float64)
     except ValueError:
-        return None
+        distinct = np.unique(cells).size == cells.size
+        return "row names (a distinct text per row)" if distinct else None
     n = values.shape[0]
     for start in (0, 1):
         if np.array_equal(values, np.arange(start, start + n)):
-            return f"{start}..{start + n - 1}"
+            return f"the row numbers {start}..{start + n - 1}"
     return None
 
 
