@@ -153,8 +153,8 @@ def _used_columns(raw: RawTable, label: int, columns, drop_columns):
             "name feature columns only"
         )
     notes = []
-    if keep is None and drop_columns is None and label != 0 and _is_index(raw):
-        drop = [0]
+    if keep is None and label != 0 and 0 not in drop and _is_index(raw):
+        drop = [0, *drop]
         notes.append(
             f"{raw.path.name}: column {shown(names[0])} holds {_index_range(raw)}: "
             "dropped as an index"
