@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "ArgumentTypeError",
     "finite_number",
+    "floating_leaves",
     "fraction",
     "non_negative_number",
     "one_of",
@@ -186,3 +187,34 @@ def check_finite(name: str, values, *, what: str = "values") -> None:
         f"{name}: {int(bad.sum())} {what} are NaN or infinite (in {rows.size} {plural}); "
         f"the first in row {int(rows[0])}"
     )
+
+
+def floating_leaves(name: str, tree: Any) -> None:
+    """Raise ``TypeError`` unless every array leaf of ``tree`` has a floating dtype.
+
+    Parameters are trained by gradients, so they must be real floating point: ``float64``,
+    ``float32``, ``bfloat16`` or ``float16``. Integer and bool leaves are refused by name,
+    with the first offending leaf's path and dtype. Only dtypes are read, so this is free
+    under ``jit``.
+
+    Raises:
+        TypeError: for the first leaf whose dtype is not floating.
+
+    Example:
+        >>> import numpy as np
+        >>> floating_leaves("params", [{"w": np.ones((2, 2), np.int32)}])
+        Traceback (most recent call last):
+        ...
+        TypeError: params[0]['w']: expected a floating dtype (float32, float64, bfloat16 or float16), got int32
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None and isinstance(leaf, (bool, int, float, complex)):
+            dtype = np.asarray(leaf).dtype
+        if dtype is None:
+            continue  # not an array: the model's own business
+        if not jax.dtypes.issubdtype(dtype, jax.numpy.floating):  # bfloat16 is not NumPy's
+            raise TypeError(
+                f"{name}{jax.tree_util.keystr(path)}: expected a floating dtype (float32, "
+                f"float64, bfloat16 or float16), got {np.dtype(dtype).name}"
+            )

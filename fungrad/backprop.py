@@ -19,6 +19,14 @@ the Jacobian ``dh/dx`` is ``w.T`` (the Jacobian of ``A x`` is ``A``, with ``A = 
 VJP is ``delta @ w.T``; the weight gradient ``x.T @ delta`` sums the per-sample outer products,
 since the same weights are used by every sample (branches add).
 
+**Mixed precision.** With ``bfloat16`` or ``float16`` parameters the forward and backward
+passes run in that dtype, while the loss, its gradient ``dl/dy_hat`` and the batch mean are
+computed in float32 (:func:`fungrad.losses.accumulation_dtype`); the cotangent ``delta`` is then
+rounded to the parameters' dtype, exactly where ``jax.grad`` of the same objective rounds it.
+The bias gradient's sum over the batch accumulates in float32 (``jnp.sum`` does so for narrow
+floats) and so do the matrix products on CPU and GPU; the gradients come back in the
+parameters' dtype.
+
 Nothing here calls ``jax.grad``, ``jax.vjp``, ``jax.jvp`` or ``jax.jacfwd``; the tests hold the
 result equal to them. The same rules are installed with ``jax.custom_vjp`` in :func:`apply`, so
 ``jax.grad`` of any function that calls it runs through fungrad's rules.
@@ -32,7 +40,13 @@ import jax
 import jax.numpy as jnp
 
 from fungrad.activations import Activation, get_activation
-from fungrad.losses import Loss, get_loss, prepare_targets
+from fungrad.losses import (
+    Loss,
+    accumulation_dtype,
+    get_loss,
+    in_accumulation_dtype,
+    prepare_targets,
+)
 from fungrad.mlp import Params, check_input, check_params
 
 __all__ = [
@@ -72,6 +86,7 @@ def loss_vjp(loss: Loss, y_hat: jax.Array, y: jax.Array, weights: jax.Array) -> 
     """Cotangent of ``y_hat`` for ``L = sum_i weights_i l(y_hat_i, y_i) / sum_i weights_i``.
 
     Row ``i`` is ``weights_i / sum(weights) * dl/dy_hat_i``; with unit weights, ``1/N dl/dy_hat_i``.
+    It has the dtype of ``loss.grad``'s result (float32 for a built-in loss of bfloat16 outputs).
     """
     scale = weights / jnp.sum(weights)
     return loss.grad(y_hat, y) * scale[:, None].astype(y_hat.dtype)
@@ -134,12 +149,27 @@ def _batched(params, x, y, loss, weights):
     k = jnp.shape(params[-1]["w"])[1]
     y = prepare_targets(loss, y, (x.shape[0], k))
     if weights is None:
-        weights = jnp.ones((x.shape[0],), x.dtype)
+        weights = jnp.ones((x.shape[0],), accumulation_dtype(x.dtype))
     else:
-        weights = jnp.asarray(weights)
+        weights = in_accumulation_dtype(jnp.asarray(weights))
         if weights.shape != (x.shape[0],):
             raise ValueError(f"weights: expected shape ({x.shape[0]},), got {weights.shape}")
     return x, y, weights
+
+
+def _loss_and_delta(loss: Loss, y_hat: jax.Array, y: jax.Array, weights: jax.Array):
+    """The weighted mean loss and the cotangent ``delta`` of ``y_hat``.
+
+    Both are computed from ``y_hat`` in its accumulation dtype (float32 for bfloat16 or
+    float16 outputs); ``delta`` is then rounded back to ``y_hat``'s dtype.
+    """
+    wide = in_accumulation_dtype(y_hat)
+    per_sample = loss.fn(wide, y)
+    value = jnp.sum(per_sample * weights.astype(per_sample.dtype)) / jnp.sum(weights)
+    delta = loss_vjp(loss, wide, y, weights)
+    if wide.dtype != y_hat.dtype:
+        delta = delta.astype(y_hat.dtype)
+    return value, delta
 
 
 def value_grad_and_output(
@@ -158,9 +188,7 @@ def value_grad_and_output(
     loss = get_loss(loss)
     x, y, weights = _batched(params, x, y, loss, weights)
     y_hat, residuals = forward(params, x, hidden, output)
-    per_sample = loss.fn(y_hat, y)
-    value = jnp.sum(per_sample * weights.astype(per_sample.dtype)) / jnp.sum(weights)
-    delta = loss_vjp(loss, y_hat, y, weights)
+    value, delta = _loss_and_delta(loss, y_hat, y, weights)
     grads, _ = backward(params, residuals, delta, hidden, output)
     return value, grads, y_hat
 
@@ -191,10 +219,13 @@ def value_and_grad(
             ``sum_i weights_i l_i / sum_i weights_i`` (a zero weight masks a padded sample).
 
     Returns:
-        ``(loss_value, grads)`` with ``grads`` shaped exactly like ``params``.
+        ``(loss_value, grads)`` with ``grads`` shaped exactly like ``params`` and in their
+        dtype; for ``bfloat16``/``float16`` params the loss value is float32 (see the module
+        docstring on mixed precision).
 
     Raises:
-        ValueError, TypeError: on bad parameters, shapes, labels or names.
+        ValueError, TypeError: on bad parameters, shapes, labels or names; ``TypeError`` for
+            integer or bool parameters.
 
     Example:
         >>> import jax, jax.numpy as jnp

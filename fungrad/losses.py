@@ -16,6 +16,12 @@ name                             l(y_hat, y)                                 dl/
 For ``softmax_cross_entropy`` the target is either integer class labels ``(batch,)`` (then
 ``p`` is one-hot) or probabilities ``(batch, k)``; ``z`` are the logits. The metrics
 ``zero_one`` (the 0-1 loss) and ``accuracy`` are not differentiable and cannot be trained on.
+
+**Low precision.** A model may run in ``bfloat16`` or ``float16``, but its loss is accumulated
+in float32: :func:`accumulation_dtype` maps those dtypes to ``float32`` (``float32`` and
+``float64`` map to themselves), the built-in losses cast ``y_hat`` to it before any sum or
+``logsumexp``, so their values and gradients come back in float32, and the engines and the
+training loop take the batch mean in it too (:func:`in_accumulation_dtype`).
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from fungrad._checks import one_of
 __all__ = [
     "TARGET_KINDS",
     "Loss",
+    "accumulation_dtype",
     "accuracy",
     "get_loss",
+    "in_accumulation_dtype",
     "loss_names",
     "prepare_targets",
     "register_loss",
@@ -104,22 +112,63 @@ class Loss(_LossFields):
         return super().__new__(cls, name, fn, grad, bool(classification), target)
 
 
+def accumulation_dtype(dtype) -> np.dtype:
+    """The dtype that sums over a batch, losses and optimizer statistics use for ``dtype``.
+
+    ``float32`` for floating dtypes narrower than 32 bits (``bfloat16``, ``float16``): their 8
+    or 11 significant bits would round away most of a long sum (in bfloat16, 256 + 1 is 256).
+    Any other dtype maps to itself, so float32 and float64 programs are unchanged.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> accumulation_dtype(jnp.bfloat16), accumulation_dtype(jnp.float64)
+        (dtype('float32'), dtype('float64'))
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def in_accumulation_dtype(tree):
+    """``tree`` with each ``bfloat16``/``float16`` leaf cast to float32; other leaves as they are.
+
+    Leaves already in their :func:`accumulation_dtype` are returned untouched (no cast is
+    traced), so a float32 or float64 program is the same program with or without this call.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> in_accumulation_dtype({"w": jnp.ones(2, jnp.bfloat16), "n": jnp.ones(2, int)})["w"].dtype
+        dtype('float32')
+    """
+
+    def widen(leaf):
+        dtype = accumulation_dtype(leaf.dtype)
+        return leaf if dtype == leaf.dtype else leaf.astype(dtype)
+
+    return jax.tree.map(widen, tree)
+
+
 def _l2(y_hat, y):
+    y_hat = in_accumulation_dtype(y_hat)
     y = y.astype(y_hat.dtype)
     return jnp.sum((y_hat - y) ** 2, axis=-1)
 
 
 def _l2_grad(y_hat, y):
+    y_hat = in_accumulation_dtype(y_hat)
     y = y.astype(y_hat.dtype)
     return 2 * (y_hat - y)
 
 
 def _mse(y_hat, y):
+    y_hat = in_accumulation_dtype(y_hat)
     y = y.astype(y_hat.dtype)
     return jnp.mean((y_hat - y) ** 2, axis=-1)
 
 
 def _mse_grad(y_hat, y):
+    y_hat = in_accumulation_dtype(y_hat)
     y = y.astype(y_hat.dtype)
     return 2 * (y_hat - y) / y_hat.shape[-1]
 
@@ -131,16 +180,19 @@ def _as_probabilities(y, logits):
 
 
 def _softmax_cross_entropy(logits, y):
+    logits = in_accumulation_dtype(logits)
     p = _as_probabilities(y, logits)
     return jnp.sum(p, axis=-1) * logsumexp(logits, axis=-1) - jnp.sum(p * logits, axis=-1)
 
 
 def _softmax_cross_entropy_grad(logits, y):
+    logits = in_accumulation_dtype(logits)
     p = _as_probabilities(y, logits)
     return jnp.sum(p, axis=-1, keepdims=True) * jax.nn.softmax(logits, axis=-1) - p
 
 
 def _sigmoid_binary_cross_entropy(logits, y):
+    logits = in_accumulation_dtype(logits)
     y = y.astype(logits.dtype)
     # softplus(z) - z y = log(1 + e^z) - z y, computed as logaddexp(z, 0) so it is stable for
     # large |z| and smooth at z = 0 (a max(z, 0) form would have a kink there for autodiff).
@@ -149,6 +201,7 @@ def _sigmoid_binary_cross_entropy(logits, y):
 
 
 def _sigmoid_binary_cross_entropy_grad(logits, y):
+    logits = in_accumulation_dtype(logits)
     return jax.nn.sigmoid(logits) - y.astype(logits.dtype)
 
 
@@ -296,8 +349,12 @@ def _check_binary(y: np.ndarray, loss: Loss, argname: str) -> None:
 
 
 def _check_probabilities(y: np.ndarray, loss: Loss, argname: str) -> None:
-    """Probability rows are non-negative and sum to 1 (to 1e-6 in float64, else 1e-3)."""
-    tolerance = 1e-6 if y.dtype == np.float64 else 1e-3
+    """Probability rows are non-negative and sum to 1 (to 1e-6 in float64, else 1e-3 or eps).
+
+    Rounding each ``p_j`` to a dtype moves the row's sum by at most ``eps / 2``, so rows
+    rounded to bfloat16 (``eps = 2^-7``) are allowed ``eps`` rather than float32's ``1e-3``.
+    """
+    tolerance = 1e-6 if y.dtype == np.float64 else max(1e-3, float(jnp.finfo(y.dtype).eps))
     sums = y.sum(axis=1, dtype=np.float64)
     bad = (y < 0).any(axis=1) | ~(np.abs(sums - 1) <= tolerance)
     if bad.any():
@@ -319,7 +376,7 @@ def prepare_targets(loss: Loss, y, y_hat_shape: tuple[int, ...], *, argname: str
     - ``"binary"``: the same shapes, values in ``[0, 1]``;
     - ``"classes"``: integer labels ``(batch,)`` in ``[0, k)``, or probability rows
       ``(batch, k)``: non-negative, each summing to 1 (within ``1e-6`` in float64, ``1e-3``
-      otherwise).
+      otherwise, the dtype's ``eps`` in bfloat16).
 
     Values are checked when ``y`` is concrete (outside ``jit``); traced targets only have
     their shape checked. Integer or boolean targets other than class labels become floats.
@@ -365,15 +422,17 @@ def zero_one(y_hat: jax.Array, y: jax.Array) -> jax.Array:
 
     With one output the prediction is ``y_hat > 0`` (logits of a binary classifier) against
     ``y > 0.5``; with several it is ``argmax(y_hat)`` against the label (or ``argmax(y)`` for
-    one-hot / probability targets). Not differentiable: a metric, never a training loss.
+    one-hot / probability targets). Not differentiable: a metric, never a training loss. The
+    result has ``y_hat``'s :func:`accumulation_dtype` (float32 for bfloat16 outputs).
     """
     y_hat = jnp.atleast_2d(y_hat)
+    dtype = accumulation_dtype(y_hat.dtype)  # a mean over a batch of bfloat16 0s and 1s would round
     if y_hat.shape[-1] == 1:
         predicted = y_hat[..., 0] > 0
         truth = jnp.reshape(y, predicted.shape) > 0.5
-        return (predicted != truth).astype(y_hat.dtype)
+        return (predicted != truth).astype(dtype)
     labels = y if jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) else jnp.argmax(y, axis=-1)
-    return (jnp.argmax(y_hat, axis=-1) != jnp.reshape(labels, y_hat.shape[:-1])).astype(y_hat.dtype)
+    return (jnp.argmax(y_hat, axis=-1) != jnp.reshape(labels, y_hat.shape[:-1])).astype(dtype)
 
 
 def accuracy(y_hat: jax.Array, y: jax.Array) -> jax.Array:

@@ -7,6 +7,11 @@ apply ``activation``, the last layer ``output_activation``::
     F(x) = g(f(... f(x @ w1 + b1) ...) @ wK + bK)
 
 Nothing is hidden: parameters can be built, read, edited and saved with plain Python.
+
+Parameters are ``float32`` (the default), ``float64``, or ``bfloat16``/``float16`` for mixed
+precision: with low-precision parameters the input is cast to their dtype, so the forward pass
+runs in it, while losses and sums over the batch are taken in float32
+(:func:`fungrad.losses.accumulation_dtype`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fungrad._checks import ArgumentTypeError, positive_int
+from fungrad._checks import ArgumentTypeError, floating_leaves, positive_int
 from fungrad.activations import Activation, get_activation
+from fungrad.losses import accumulation_dtype
 
 __all__ = ["Params", "init", "apply", "check_params", "layer_sizes"]
 
@@ -97,7 +103,8 @@ def init(
         key: a PRNG key.
         sizes: at least two positive integers (Python, NumPy or JAX): the input width, then
             each layer's width.
-        dtype: the parameters' dtype, e.g. ``jnp.float32`` or ``jnp.float64``.
+        dtype: the parameters' dtype: ``jnp.float32``, ``jnp.float64``, or ``jnp.bfloat16``
+            or ``jnp.float16`` to train in mixed precision.
         activation: the hidden activation the default initialiser is scaled for.
         weight_init: an initializer ``(key, shape, dtype) -> array`` to use instead.
 
@@ -131,7 +138,13 @@ def check_params(params: Any, *, argname: str = "params") -> None:
 
     The layout is a non-empty list (or tuple) of dicts with exactly the keys ``"w"`` (2-D) and
     ``"b"`` (1-D), where ``b`` matches ``w``'s columns and each ``w``'s rows match the previous
-    layer's width. Only shapes are read, so this is free under ``jit``.
+    layer's width, all of a floating dtype. Only shapes and dtypes are read, so this is free
+    under ``jit``.
+
+    Raises:
+        TypeError: for a layout other than a list of ``{"w", "b"}`` dicts, or an integer or
+            bool leaf (naming the leaf and its dtype).
+        ValueError: for shapes that do not chain.
     """
     if not isinstance(params, (list, tuple)) or not params:
         raise TypeError(
@@ -156,6 +169,7 @@ def check_params(params: Any, *, argname: str = "params") -> None:
                 f"{previous} outputs, got shape {w_shape}"
             )
         previous = w_shape[1]
+    floating_leaves(argname, params)
 
 
 def layer_sizes(params: Params) -> list[int]:
@@ -164,7 +178,11 @@ def layer_sizes(params: Params) -> list[int]:
 
 
 def check_input(params: Params, x: Any, *, argname: str = "x") -> jax.Array:
-    """Check that ``x`` is one sample ``(n0,)`` or a batch ``(batch, n0)`` for ``params``."""
+    """Check that ``x`` is one sample ``(n0,)`` or a batch ``(batch, n0)`` for ``params``.
+
+    Returns ``x`` as an array: integers become floats, and for ``bfloat16``/``float16``
+    parameters ``x`` takes their dtype (the forward pass runs in the parameters' precision).
+    """
     x = jnp.asarray(x)
     n_in = jnp.shape(params[0]["w"])[0]
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
@@ -172,8 +190,11 @@ def check_input(params: Params, x: Any, *, argname: str = "x") -> jax.Array:
             f"{argname}: expected shape ({n_in},) or (batch, {n_in}) to match the first layer, "
             f"got {x.shape}"
         )
+    dtype = jnp.dtype(params[0]["w"].dtype)
+    if accumulation_dtype(dtype) != dtype:
+        return x if x.dtype == dtype else x.astype(dtype)
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(params[0]["w"].dtype, jnp.float32))
+        x = x.astype(jnp.result_type(dtype, jnp.float32))
     return x
 
 

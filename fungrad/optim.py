@@ -17,6 +17,12 @@ same rule: how much data each step sees (``batch_size`` in :func:`fungrad.fit`) 
 difference. A learning rate is a number, an optax schedule ``step -> lr``, or a traced array
 (so a sweep over learning rates compiles once; see :func:`fungrad.fit_restarts`).
 
+**Mixed precision.** An optimizer's statistics (momentum's ``m_t``, Adam's moments) are sums
+over steps, so for ``bfloat16`` or ``float16`` parameters they are kept in float32:
+:func:`mixed_precision` runs any rule on float32 copies of the gradients and hands back updates
+in the parameters' dtype. :func:`fungrad.fit` and :func:`fungrad.fit_restarts` apply it
+whenever the parameters are that narrow, and never otherwise.
+
 The command line names rules by :data:`NAMES`: :func:`from_name` builds one, :func:`factory`
 gives the ``learning_rate -> rule`` function a learning-rate sweep takes, and
 :func:`default_learning_rate` the step size used when none is given.
@@ -29,9 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from fungrad._checks import ArgumentTypeError, finite_number, fraction, one_of
+from fungrad.losses import accumulation_dtype, in_accumulation_dtype
 
 __all__ = [
     "MOMENTUM_VARIANTS",
@@ -41,6 +49,7 @@ __all__ = [
     "factory",
     "from_name",
     "gd",
+    "mixed_precision",
     "momentum",
     "sgd",
 ]
@@ -141,6 +150,60 @@ def adam(
     if not isinstance(eps, jax.core.Tracer) and not finite_number("eps", eps) > 0:
         raise ValueError(f"eps: expected a number > 0, got {eps}")
     return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def mixed_precision(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optimizer`` with its statistics in float32 for ``bfloat16``/``float16`` parameters.
+
+    ``init`` and ``update`` see float32 copies of narrow floating leaves (the parameters, the
+    gradients), so every statistic the rule keeps (``m_t``, Adam's ``mu`` and ``nu``) is
+    float32; the updates it returns are rounded back to the gradients' dtype, and
+    ``optax.apply_updates`` adds them in the parameters' dtype. Leaves that are float32 or
+    float64 pass through untouched: for such parameters it is the same rule.
+
+    Args:
+        optimizer: any ``optax.GradientTransformation``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` whose state is ``optimizer``'s state.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> opt = mixed_precision(adam(1e-3))
+        >>> w = jnp.ones(3, jnp.bfloat16)
+        >>> state = opt.init(w)
+        >>> state[0].nu.dtype, opt.update(w, state)[0].dtype
+        (dtype('float32'), dtype(bfloat16))
+    """
+    inner = optax.with_extra_args_support(optimizer)
+
+    def init(params):
+        return inner.init(in_accumulation_dtype(params))
+
+    def update(updates, state, params=None, **extra_args):
+        wide = in_accumulation_dtype(updates)
+        new, state = inner.update(wide, state, in_accumulation_dtype(params), **extra_args)
+        return jax.tree.map(_rounded_like, new, updates), state
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _rounded_like(update, gradient):
+    if gradient is None or accumulation_dtype(gradient.dtype) == gradient.dtype:
+        return update
+    return jnp.asarray(update).astype(gradient.dtype)
+
+
+def is_low_precision(params) -> bool:
+    """Whether any leaf of ``params`` is a float narrower than float32 (bfloat16, float16)."""
+    return any(
+        accumulation_dtype(leaf.dtype) != leaf.dtype
+        for leaf in jax.tree.leaves(params)
+        if hasattr(leaf, "dtype")
+    )
 
 
 # --------------------------------------------------------------------------- by name

@@ -8,6 +8,11 @@ fixed-size history, keeps the best epoch's parameters (``keep_best``: ``b <- w``
 metric improves strictly), and asks the stop conditions whether to go on. The same body runs
 once per call in :func:`fungrad.fit` and inside ``lax.while_loop`` in
 :func:`fungrad.fit_restarts`.
+
+With ``bfloat16`` or ``float16`` parameters the step is mixed precision: the model runs in the
+parameters' dtype, while the per-sample weights, the loss, the metrics' sums and the gradient
+norm are float32, and the optimizer keeps float32 statistics (:func:`fungrad.optim.mixed_precision`).
+For float32 and float64 parameters none of this adds an operation.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fungrad.losses import zero_one
+from fungrad.losses import accumulation_dtype, in_accumulation_dtype, zero_one
+from fungrad.optim import is_low_precision, mixed_precision
 from fungrad.train.program import Program
 from fungrad.train.state import CAP, DIVERGED, BestSoFar, Carry, TrainState
 
@@ -27,12 +33,18 @@ def tree_where(condition, new, old):
 
 def _norm(tree) -> jax.Array:
     """The Euclidean norm of all the leaves of ``tree`` taken together."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+    leaves = jax.tree.leaves(in_accumulation_dtype(tree))
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
 
 
 def _all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def rule_for_params(optimizer, params):
+    """``optimizer``, with float32 statistics when ``params`` are bfloat16 or float16."""
+    return mixed_precision(optimizer) if is_low_precision(params) else optimizer
 
 
 def _step(program: Program, optimizer, x, y):
@@ -45,7 +57,8 @@ def _step(program: Program, optimizer, x, y):
                 (x_batch, y_batch, weights), program.batch_sharding
             )
         value, grads, y_hat = program.grad_fn(state.params, x_batch, y_batch, weights)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        rule = rule_for_params(optimizer, state.params)
+        updates, opt_state = rule.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         count = jnp.sum(weights)
         # The norm of the epoch's last gradient only: a norm every step would read all the
@@ -69,8 +82,9 @@ def run_epoch(program: Program, optimizer, state: TrainState, x, y):
     """One pass over the data; returns the new state and the epoch's metrics."""
     n = program.n
     step = _step(program, optimizer, x, y)
+    weight_dtype = accumulation_dtype(x.dtype)
     if program.batch_size is None:
-        state, metrics = step(state, (None, jnp.ones((n,), x.dtype), True))
+        state, metrics = step(state, (None, jnp.ones((n,), weight_dtype), True))
         metrics = jax.tree.map(lambda m: m[None], metrics)
     else:
         size, steps = program.batch_size, program.steps_per_epoch
@@ -78,7 +92,7 @@ def run_epoch(program: Program, optimizer, state: TrainState, x, y):
         order = jax.random.permutation(jax.random.fold_in(state.key, epoch), n)
         pad = steps * size - n
         indices = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(steps, size)
-        weights = jnp.concatenate([jnp.ones((n,), x.dtype), jnp.zeros((pad,), x.dtype)])
+        weights = jnp.concatenate([jnp.ones((n,), weight_dtype), jnp.zeros((pad,), weight_dtype)])
         last = jnp.arange(steps) == steps - 1
         batches = (indices, weights.reshape(steps, size), last)
         state, metrics = jax.lax.scan(step, state, batches)

@@ -16,7 +16,7 @@ from fungrad.activations import Activation
 from fungrad.losses import Loss
 from fungrad.stopping import StopCondition
 from fungrad.train import saving
-from fungrad.train.epoch import advance_compiled, initial_carry, stop_reason
+from fungrad.train.epoch import advance_compiled, initial_carry, rule_for_params, stop_reason
 from fungrad.train.program import Program, build_program, check_optimizer, history_dtype
 from fungrad.train.state import DIVERGED, Carry, FitResult, StopTraining, TrainState
 
@@ -68,7 +68,8 @@ def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Car
     params = jax.tree.map(jnp.asarray, params)
 
     def fresh_state(p):
-        return TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32), key)
+        opt_state = rule_for_params(optimizer, p).init(p)
+        return TrainState(p, opt_state, jnp.zeros((), jnp.int32), key)
 
     dtype = history_dtype(params)
     if initial_state is None:

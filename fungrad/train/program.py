@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from fungrad import _checks, mlp, parallel, stopping
 from fungrad._checks import positive_int
 from fungrad.activations import get_activation
-from fungrad.losses import Loss, get_loss, prepare_targets
+from fungrad.losses import Loss, accumulation_dtype, get_loss, prepare_targets
 from fungrad.stopping import StopCondition
 from fungrad.train import sources
 
@@ -90,9 +90,9 @@ def check_optimizer(optimizer) -> None:
 
 
 def history_dtype(params):
-    """The float dtype of the recorded metrics: the params' own."""
+    """The float dtype of the recorded metrics: the params' own, float32 for bfloat16/float16."""
     leaves = [leaf for leaf in jax.tree.leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating)]
-    return jnp.result_type(*leaves) if leaves else jnp.float32
+    return accumulation_dtype(jnp.result_type(*leaves)) if leaves else jnp.float32
 
 
 def _sources(params, loss: Loss, activation, output_activation, gradients):
@@ -163,6 +163,7 @@ def build_program(
     """Check every argument of a run and return ``(program, x, y, validation)`` on device."""
     epochs = positive_int("epochs", epochs)
     loss = get_loss(loss)
+    _checks.floating_leaves("params", params)
     grad_fn, eval_fn, takes_weights, is_mlp = _sources(
         params, loss, activation, output_activation, gradients
     )

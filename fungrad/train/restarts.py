@@ -25,7 +25,7 @@ from fungrad.activations import Activation
 from fungrad.losses import Loss
 from fungrad.stopping import StopCondition
 from fungrad.train import saving
-from fungrad.train.epoch import advance, initial_carry, stop_reason
+from fungrad.train.epoch import advance, initial_carry, rule_for_params, stop_reason
 from fungrad.train.fit import GradientSource, check_like, model_config
 from fungrad.train.program import build_program, check_optimizer, history_dtype
 from fungrad.train.state import DIVERGED, Carry, RestartsResult, StopTraining, TrainState
@@ -38,7 +38,7 @@ def _optimizer_for(optimizer, learning_rate):
 @functools.partial(jax.jit, static_argnames=("program", "optimizer", "dtype"))
 def _init_runs(params, learning_rates, keys, *, program, optimizer, dtype) -> Carry:
     def one_run(params, learning_rate, key):
-        opt = _optimizer_for(optimizer, learning_rate)
+        opt = rule_for_params(_optimizer_for(optimizer, learning_rate), params)
         state = TrainState(params, opt.init(params), jnp.zeros((), jnp.int32), key)
         return initial_carry(program, state, dtype)
 

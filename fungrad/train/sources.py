@@ -2,7 +2,9 @@
 
 A source is ``grad_fn(params, x, y, weights) -> (loss, grads, y_hat or None)``, where the
 loss is the weighted mean ``sum_i w_i l(F(x_i), y_i) / sum_i w_i`` over the batch (padding rows
-of a last partial batch have weight 0), paired with ``eval_fn(params, x, y) -> metrics``.
+of a last partial batch have weight 0), paired with ``eval_fn(params, x, y) -> metrics``. The
+loss is taken on the model's output in its accumulation dtype: float32 for a bfloat16 or float16
+model, as the hand-written engine does.
 Sources are cached on their static description, so the same settings give the same function
 objects and a compiled training program is reused.
 """
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 
 from fungrad import backprop, mlp
 from fungrad.activations import Activation
-from fungrad.losses import Loss, zero_one
+from fungrad.losses import Loss, in_accumulation_dtype, zero_one
 
 
 @functools.cache
@@ -36,7 +38,7 @@ def mlp_sources(loss: Loss, hidden: Activation, output: Activation, gradients: s
     def autodiff_source(params, x, y, weights):
         def objective(p):
             y_hat = model(p, x)
-            per_sample = loss.fn(y_hat, y)
+            per_sample = loss.fn(in_accumulation_dtype(y_hat), y)
             return jnp.sum(per_sample * weights) / jnp.sum(weights), y_hat
 
         (value, y_hat), grads = jax.value_and_grad(objective, has_aux=True)(params)
@@ -44,7 +46,7 @@ def mlp_sources(loss: Loss, hidden: Activation, output: Activation, gradients: s
 
     def eval_fn(params, x, y):
         y_hat = model(params, x)
-        metrics = {"loss": jnp.mean(loss.fn(y_hat, y))}
+        metrics = {"loss": jnp.mean(loss.fn(in_accumulation_dtype(y_hat), y))}
         if loss.classification:
             metrics["accuracy"] = 1 - jnp.mean(zero_one(y_hat, y))
         return metrics
