@@ -276,7 +276,11 @@ def _add_model_options(model) -> None:
         help="training loss (default: auto: softmax_cross_entropy for class labels, l2 otherwise)",
     )
     model.add_argument(
-        "--dtype", default="float32", choices=("float32", "float64"), help="parameter dtype"
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64", "bfloat16", "float16"),
+        help="parameter dtype (default: float32); bfloat16 and float16 train in mixed "
+        "precision: loss, sums and optimizer statistics in float32",
     )
 
 
