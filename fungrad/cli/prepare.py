@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from fungrad.cli import UsageError
 
 
@@ -95,6 +93,8 @@ def _preprocessing(dataset, standardize, target) -> dict[str, Any]:
 
 def prepare(config) -> Prepared:
     """Load, split, standardise (on the training part's statistics) and cast the data."""
+    import jax.numpy as jnp
+
     from fungrad import data
 
     dataset = data.load(
@@ -110,7 +110,9 @@ def prepare(config) -> Prepared:
     )  # fmt: skip
     raw, dataset = data.training_levels(raw, dataset)
     standardize = data.fit_standardizer(raw.x_train) if config["standardize"] else None
-    dtype = np.float64 if config["dtype"] == "float64" else np.float32
+    # The inputs take the parameters' dtype (bfloat16 and float16 too: the forward pass runs
+    # in it); targets keep theirs, and the loss is taken in float32 or wider.
+    dtype = jnp.dtype(config["dtype"])
     parts = raw
     for name in ("x_train", "x_val", "x_test"):
         x = getattr(raw, name)
