@@ -27,8 +27,9 @@ DELIMITERS = (",", ";", "\t")
 """The delimiters that are detected, in order of preference when several fit."""
 
 MISSING = frozenset({"", "na", "nan", "-nan", "null", "none", "?", "n/a", "#n/a", "<na>"})
-"""Cells read as missing values, compared without case and surrounding spaces."""
+"""Cells read as missing values: these, in upper case, or title case, and ``NaN``."""
 
+_MISSING_CELLS = sorted({form for m in MISSING for form in (m, m.upper(), m.title(), "NaN")})
 _SAMPLE_ROWS = 50
 
 
@@ -99,7 +100,20 @@ def is_missing(text: str) -> bool:
         >>> is_missing(" NA "), is_missing("0")
         (True, False)
     """
-    return text.strip().lower() in MISSING
+    return bool(missing_mask(np.array([text.strip()]))[0])
+
+
+def missing_mask(cells: np.ndarray) -> np.ndarray:
+    """Which of ``cells`` (stripped text, any shape) mark missing values.
+
+    The marks are matched in lower case, upper case and title case (``na``, ``NA``,
+    ``Na``), and ``NaN``.
+
+    Example:
+        >>> missing_mask(np.array([["1", "NA"], ["?", "N/A"]])).tolist()
+        [[False, True], [True, True]]
+    """
+    return np.isin(cells, _MISSING_CELLS)
 
 
 def read_table(

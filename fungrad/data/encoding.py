@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fungrad.data.csvfile import is_number
+
 MAX_LEVELS = 100
 """The most levels a text column may have to be one-hot encoded."""
 
@@ -59,19 +61,28 @@ def shown(name: str | int) -> str:
     return f"index {name}" if isinstance(name, int) else repr(name)
 
 
-def fit_column(name: str | int, cells: np.ndarray, lines: np.ndarray | None, where: str) -> Column:
-    """The kind of a feature column, from its (non-missing) training cells.
+def fit_column(
+    name: str | int, cells: np.ndarray, lines: np.ndarray | None, where: str
+) -> tuple[Column, np.ndarray]:
+    """The kind of a feature column, from its (non-missing) training cells, and the cells
+    encoded (as :func:`encode_column` encodes them).
 
     Raises:
         ValueError: for a column mixing numbers and other text, or with more than
             :data:`MAX_LEVELS` text levels; the message names the file, column and line.
     """
+    try:
+        values = cells.astype(np.float64)
+    except ValueError:
+        values = None
+    if values is not None:
+        column = Column(name, "number")
+        return column, _finite(column, values, cells, lines, where)[:, None]
     numeric = _numeric_mask(cells)
-    if numeric.all():
-        return Column(name, "number")
     lowered = np.char.lower(cells)
     if np.isin(lowered, list(TRUE | FALSE)).all():
-        return Column(name, "bool")
+        column = Column(name, "bool")
+        return column, encode_column(column, cells, lines, where)
     if numeric.any():
         k = int(np.flatnonzero(~numeric)[0])
         raise ValueError(
@@ -85,7 +96,8 @@ def fit_column(name: str | int, cells: np.ndarray, lines: np.ndarray | None, whe
             f"{where}: column {shown(name)} holds text with {levels.size} distinct values "
             f"(at most {MAX_LEVELS} are one-hot encoded); leave it out with --drop-columns"
         )
-    return Column(name, "onehot", tuple(levels.tolist()))
+    column = Column(name, "onehot", tuple(levels.tolist()))
+    return column, encode_column(column, cells, lines, where)
 
 
 def encode_column(
@@ -128,7 +140,10 @@ def _numbers(column: Column, cells: np.ndarray, lines, where: str) -> np.ndarray
             f"{where}: {_at(lines, k)}column {shown(column.name)}: expected a number, "
             f"got {str(cells[k])!r}"
         )
-    values = cells.astype(np.float64)
+    return _finite(column, cells.astype(np.float64), cells, lines, where)
+
+
+def _finite(column: Column, values, cells, lines, where: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ValueError(
@@ -139,20 +154,13 @@ def _numbers(column: Column, cells: np.ndarray, lines, where: str) -> np.ndarray
 
 
 def _numeric_mask(cells: np.ndarray) -> np.ndarray:
-    """Which cells read as numbers (vectorised when all of them do)."""
+    """Which cells read as numbers (vectorised; one test per distinct text otherwise)."""
     try:
         cells.astype(np.float64)
         return np.ones(cells.shape, dtype=bool)
     except ValueError:
-        return np.array([_is_number(c) for c in cells], dtype=bool)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        return np.array([is_number(c) for c in distinct], dtype=bool)[inverse]
 
 
 def _at(lines: np.ndarray | None, k: int) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fungrad.data.csvfile import is_number
 from fungrad.data.encoding import shown
 
 TASKS = ("auto", "classification", "regression")
@@ -47,7 +48,7 @@ def fit_labels(
     n = cells.shape[0]
     if values is None:
         if task == "regression":
-            k = next(i for i, c in enumerate(cells) if not _is_number(c))
+            k = next(i for i, c in enumerate(cells) if not is_number(c))
             raise ValueError(
                 f"{where}: {_at(lines, k)}label column {shown(name)}: regression needs "
                 f"numbers, got {str(cells[k])!r}"
@@ -97,7 +98,7 @@ def label_values(
     if values is None:
         if task == "unknown":
             return cells
-        k = next(i for i, c in enumerate(cells) if not _is_number(c))
+        k = next(i for i, c in enumerate(cells) if not is_number(c))
         raise ValueError(
             f"{where}: {_at(lines, k)}label column {shown(name)}: expected a number like "
             f"the training labels, got {str(cells[k])!r}"
@@ -145,14 +146,6 @@ def _numbers(cells: np.ndarray) -> np.ndarray | None:
 def _plain(value: float) -> int | float:
     """A class value as JSON keeps it: integers as ``int``."""
     return int(value) if value == round(value) and abs(value) < 2**63 else value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _at(lines, k: int) -> str:

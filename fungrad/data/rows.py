@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fungrad.data.csvfile import MISSING, RawTable, is_number, read_table
+from fungrad.data.csvfile import RawTable, is_number, missing_mask, read_table
 from fungrad.data.encoding import Column, encode_column, shown
 from fungrad.data.labels import label_values
 from fungrad.data.schema import TableSchema
@@ -36,7 +36,7 @@ def table_rows(
         positions, label = _named(raw, schema)
     else:
         positions, label = _numbered(raw, schema)
-    if label is not None and np.isin(np.char.lower(raw.column_text(label)), list(MISSING)).all():
+    if label is not None and missing_mask(raw.column_text(label)).all():
         label = None  # an empty label column: rows to predict
     rows = _complete(raw, [*positions, *([] if label is None else [label])], missing)
     lines = None if raw.lines is None else raw.lines[rows]
@@ -109,7 +109,7 @@ def _complete(raw: RawTable, used: list[int], missing: str) -> np.ndarray:
     rows = np.arange(raw.n_rows)
     if raw.cells is None:
         return rows
-    holes = np.isin(np.char.lower(raw.cells[:, used]), list(MISSING)).any(axis=1)
+    holes = missing_mask(raw.cells[:, used]).any(axis=1)
     if not holes.any():
         return rows
     if missing == "drop":

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fungrad.data.csvfile import DELIMITERS, MISSING, RawTable, read_table
+from fungrad.data.csvfile import DELIMITERS, RawTable, missing_mask, read_table
 from fungrad.data.dataset import Dataset, PathLike
-from fungrad.data.encoding import encode_column, fit_column, shown
+from fungrad.data.encoding import fit_column, shown
 from fungrad.data.files import MAX_BYTES, _max_bytes, _path
 from fungrad.data.labels import TASKS, fit_labels
 from fungrad.data.schema import INDEX_NAMES, TableSchema, column_index, column_list, column_name
@@ -128,9 +128,9 @@ def fit_table(raw: RawTable, *, label_column, task, columns, drop_columns, missi
     features, blocks = [], []
     for j in kept:
         cells = raw.column_text(j)[rows]
-        column = fit_column(column_name(j, names), cells, lines, where)
+        column, block = fit_column(column_name(j, names), cells, lines, where)
         features.append(column)
-        blocks.append(encode_column(column, cells, lines, where))
+        blocks.append(block)
         if column.kind != "number":
             notes.append(f"{raw.path.name}: {_encoding_note(column)}")
     schema = TableSchema(
@@ -193,8 +193,7 @@ def _complete_rows(raw: RawTable, used: list[int], missing: str) -> tuple[np.nda
     all_rows = np.arange(raw.n_rows)
     if raw.cells is None:
         return all_rows, None
-    lowered = np.char.lower(raw.cells[:, used])
-    holes = np.isin(lowered, sorted(MISSING))
+    holes = missing_mask(raw.cells[:, used])
     bad = np.flatnonzero(holes.any(axis=1))
     if bad.size == 0:
         return all_rows, None
