@@ -242,18 +242,14 @@ def test_while_loop_on_constants_only_is_fine():
 
 def test_unknown_primitive_inside_nested_jit_names_the_inner_line():
     cube_root = jax.jit(lambda x: lax.cbrt(x) + x)
-    registry._RULES.pop(lax.cbrt_p)  # as if it had never been written
+    rule = registry._RULES.pop(lax.cbrt_p)  # as if it had never been written
     try:
         with pytest.raises(
             registry.UnsupportedPrimitiveError, match="'cbrt'.*test_graph_control.py"
         ):
             graph.grad(lambda x: jnp.sum(cube_root(x)))(jnp.ones(3))
     finally:
-        import importlib
-
-        from fungrad.graph import rules_elementwise
-
-        importlib.reload(rules_elementwise)
+        graph.defvjp(lax.cbrt_p, rule)
     assert registry.has_rule(lax.cbrt_p)
 
 

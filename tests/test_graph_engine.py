@@ -181,6 +181,17 @@ def test_unknown_primitive_off_the_differentiated_path_needs_no_rule():
     assert float(g) == 6.0
 
 
+def test_unknown_primitive_in_aux_or_unused_outputs_needs_no_rule():
+    doubled = _fresh_primitive("fungrad_test_aux_only")
+
+    def f(x):
+        return x * x, doubled.bind(x)
+
+    (value, aux), g = graph.value_and_grad(f, has_aux=True)(jnp.float64(3.0))
+    assert (float(value), float(aux), float(g)) == (9.0, 6.0, 6.0)
+    assert float(graph.grad(lambda x: x * 2.0 + 0.0 * f(x)[0])(1.0)) == 2.0
+
+
 def test_user_rule_registered_with_defvjp_is_used():
     doubled = _fresh_primitive("fungrad_test_user_rule")
     graph.defvjp(doubled, lambda g, ans, x: (2.0 * g,))
@@ -233,7 +244,7 @@ def _assert_trees_close(mine, theirs, rtol=1e-10):
 def test_grad_under_jit_equals_jax_and_compiles_once(count_compilations):
     params, x, y = _mlp_problem()
     step = jax.jit(graph.value_and_grad(_mlp_loss))
-    _assert_trees_close(step(params, x, y), jax.value_and_grad(_mlp_loss)(params, x, y))
+    _assert_trees_close(step(params, x, y), jax.jit(jax.value_and_grad(_mlp_loss))(params, x, y))
     other_x = x + 1.0
     with count_compilations() as compiled:
         step(params, other_x, y)
@@ -242,21 +253,30 @@ def test_grad_under_jit_equals_jax_and_compiles_once(count_compilations):
 
 def test_per_sample_gradients_under_vmap():
     params, x, y = _mlp_problem(batch=5)
-    mine = jax.vmap(graph.grad(_mlp_loss), in_axes=(None, 0, 0))(params, x, y)
-    theirs = jax.vmap(jax.grad(_mlp_loss), in_axes=(None, 0, 0))(params, x, y)
+    mine = jax.jit(jax.vmap(graph.grad(_mlp_loss), in_axes=(None, 0, 0)))(params, x, y)
+    theirs = jax.jit(jax.vmap(jax.grad(_mlp_loss), in_axes=(None, 0, 0)))(params, x, y)
     _assert_trees_close(mine, theirs)
     jitted = jax.jit(jax.vmap(graph.grad(_mlp_loss, argnums=1), in_axes=(None, 0, 0)))
     _assert_trees_close(
         jitted(params, x, y),
-        jax.vmap(jax.grad(_mlp_loss, argnums=1), in_axes=(None, 0, 0))(params, x, y),
+        jax.jit(jax.vmap(jax.grad(_mlp_loss, argnums=1), in_axes=(None, 0, 0)))(params, x, y),
+    )
+
+
+def test_vmap_without_jit():
+    f = lambda w, x: jnp.sin(w * x) * w  # noqa: E731
+    xs = jnp.linspace(-1.0, 1.0, 3)
+    _close(
+        jax.vmap(graph.grad(f), in_axes=(None, 0))(0.7, xs),
+        jax.vmap(jax.grad(f), (None, 0))(0.7, xs),
     )
 
 
 def test_vmap_over_parameters_closed_over_by_the_model():
     params, x, y = _mlp_problem()
     stacked = jax.tree_util.tree_map(lambda p: jnp.stack([p, 2.0 * p]), params)
-    mine = jax.vmap(graph.grad(_mlp_loss), in_axes=(0, None, None))(stacked, x, y)
-    theirs = jax.vmap(jax.grad(_mlp_loss), in_axes=(0, None, None))(stacked, x, y)
+    mine = jax.jit(jax.vmap(graph.grad(_mlp_loss), in_axes=(0, None, None)))(stacked, x, y)
+    theirs = jax.jit(jax.vmap(jax.grad(_mlp_loss), in_axes=(0, None, None)))(stacked, x, y)
     _assert_trees_close(mine, theirs)
 
 
@@ -294,7 +314,8 @@ def test_hessian_vector_products_equal_jax(name):
     f = HVP_FUNCTIONS[name]
     x = jax.random.normal(jax.random.PRNGKey(0), (6,))
     v = jax.random.normal(jax.random.PRNGKey(1), (6,))
-    _close(_hvp_graph(f, x, v), _hvp_jax(f, x, v), rtol=1e-9)
+    mine = jax.jit(lambda x, v: _hvp_graph(f, x, v))(x, v)
+    _close(mine, jax.jit(lambda x, v: _hvp_jax(f, x, v))(x, v), rtol=1e-9)
 
 
 def test_hessian_vector_product_of_an_mlp_loss_under_jit():

@@ -83,10 +83,6 @@ def forward(
     Returns:
         A ``Trace``: outputs, ``values`` (Var -> value), ``answers`` (one output list per
         equation) and ``active`` (the Vars that depend on a differentiated input).
-
-    Raises:
-        UnsupportedPrimitiveError: if an active equation's primitive has no rule, at once
-            rather than in the backward pass.
     """
     values: dict = dict(zip(jaxpr.constvars, consts, strict=True))
     values.update(zip(jaxpr.invars, args, strict=True))
@@ -100,10 +96,7 @@ def forward(
         values.update(zip(eqn.outvars, outs, strict=True))
         answers.append(outs)
         if any(isinstance(atom, Var) and atom in active for atom in eqn.invars):
-            outputs = [v for v in eqn.outvars if is_float(v.aval)]
-            if outputs:
-                registry.rule_for(eqn.primitive, eqn.source_info)
-                active.update(outputs)
+            active.update(v for v in eqn.outvars if is_float(v.aval))
     return Trace([_read(values, atom) for atom in jaxpr.outvars], values, answers, active)
 
 
