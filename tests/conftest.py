@@ -7,6 +7,9 @@ only float64 can show. The consequence for every test: a bare ``jnp.asarray(1.0)
 parameters and data with an explicit ``dtype=jnp.float32`` (``mlp.init`` already defaults to
 float32 parameters).
 
+The command line's compilation cache is off (``FUNGRAD_COMPILE_CACHE=0``) unless a test
+turns it on for a subprocess.
+
 Hypothesis runs under the deterministic ``ci`` profile unless ``HYPOTHESIS_PROFILE`` names
 another one (``dev`` draws fresh random examples each run).
 """
@@ -19,6 +22,10 @@ import pytest
 from hypothesis import settings
 
 jax.config.update("jax_enable_x64", True)
+# The command line's persistent compilation cache stays off in tests run in this process (a
+# cache hit would hide the compilations some tests count); tests of the cache turn it on
+# in a subprocess with a folder of their own.
+os.environ["FUNGRAD_COMPILE_CACHE"] = "0"
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None, print_blob=True)

@@ -99,6 +99,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         UsageError: for a file without labels, or no data to evaluate on.
         CheckpointError, ValueError, TypeError: from reading the run or the data (one line).
     """
+    from fungrad.cli.cache import use_compile_cache
+
+    use_compile_cache()
     from fungrad.cli.predict import open_run
 
     run = open_run(args.run)

@@ -398,6 +398,13 @@ def _add_output_options(output) -> None:
     output.add_argument(
         "--no-plot", dest="plot", action="store_false", help="do not write plot.png"
     )
+    output.add_argument(
+        "--no-compile-cache",
+        dest="compile_cache",
+        action="store_false",
+        help="do not keep compiled programs in the user's cache folder (also "
+        "FUNGRAD_COMPILE_CACHE=0; the folder is $FUNGRAD_CACHE_DIR, else ~/.cache/fungrad/jax)",
+    )
 
 
 def _add_check(sub) -> None:

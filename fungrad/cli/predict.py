@@ -108,6 +108,9 @@ def run_predict(args: argparse.Namespace) -> int:
         CheckpointError: if ``run`` is not a run folder or a checkpoint (one line).
         ValueError, TypeError: from reading ``data``, naming the file and what was wrong.
     """
+    from fungrad.cli.cache import use_compile_cache
+
+    use_compile_cache()
     from fungrad.checkpoint import write_text
 
     run = open_run(args.run)

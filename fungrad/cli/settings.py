@@ -24,12 +24,16 @@ TRAINING = (
     "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
     "batch_size", "stop", "gradients", "restarts", "learning_rates", "seed", "keep_best",
 )  # fmt: skip
-FREE = ("epochs", "save_every", "max_bytes", "devices", "quiet", "json", "plot", "resume")
+FREE = (
+    "epochs", "save_every", "max_bytes", "devices", "quiet", "json", "plot", "resume",
+    "compile_cache",
+)  # fmt: skip
 _FLAGS = {
     "standardize": "--no-standardize",
     "standardize_targets": "--no-standardize-targets",
     "plot": "--no-plot",
     "header": "--no-header",
+    "compile_cache": "--no-compile-cache",
 }
 
 

@@ -90,6 +90,9 @@ def _epochs_done(saved) -> int:
 def _train(args, interruption: Interruption) -> int:
     import jax
 
+    from fungrad.cli.cache import use_compile_cache
+
+    use_compile_cache(getattr(args, "compile_cache", True))
     config, run_folder, saved = _settings(args)
     if config["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
