@@ -50,9 +50,9 @@ def _no_gradient(g, ans, *args, **params):
     return _no_inputs_cotangent(*args)
 
 
-def _convert_element_type_vjp(g, ans, x, **params):
+def _convert_element_type_vjp(g, ans, x, *, new_dtype, **params):
     """A cast: the cotangent cast back; none across an integer or boolean type."""
-    if not (_differentiable(x) and _differentiable(ans)):
+    if not (_differentiable(x) and jnp.issubdtype(new_dtype, jnp.inexact)):
         return (None,)
     return (g.astype(x.dtype),)
 
