@@ -253,6 +253,17 @@ def test_unknown_primitive_inside_nested_jit_names_the_inner_line():
     assert registry.has_rule(lax.cbrt_p)
 
 
+def test_unknown_primitive_inside_a_library_function_names_the_users_call():
+    rule = registry._RULES.pop(lax.max_p)  # jnp.clip's inner max, traced inside JAX
+    try:
+        with pytest.raises(
+            registry.UnsupportedPrimitiveError, match="'max'.*test_graph_control.py"
+        ):
+            graph.grad(lambda x: jnp.sum(jnp.clip(x, 0.0, 1.0)))(jnp.ones(3))
+    finally:
+        graph.defvjp(lax.max_p, rule)
+
+
 def test_user_rule_works_inside_scan():
     halve = jex.Primitive("fungrad_test_halve")
     halve.def_impl(lambda x: x / 2.0)

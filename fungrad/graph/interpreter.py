@@ -100,6 +100,18 @@ def forward(
     return Trace([_read(values, atom) for atom in jaxpr.outvars], values, answers, active)
 
 
+# The source of the call equations whose rules are running: an equation inside a library's
+# jitted function (jnp.sort) has no user frame of its own, so errors name the user's call.
+_ENCLOSING: list = []
+
+
+def _user_source(source_info: Any) -> Any:
+    """``source_info`` if it names a user's line, else the innermost enclosing call's."""
+    if source_info_util.summarize(source_info) or not _ENCLOSING:
+        return source_info
+    return _ENCLOSING[-1]
+
+
 def _accumulate(cotangents: dict, var: Var, ct: Any, name: str) -> None:
     """Add ``ct`` into ``var``'s cotangent: the sum over the value's uses."""
     shape, dtype = var.aval.shape, var.aval.dtype
@@ -135,11 +147,16 @@ def backward(jaxpr: Jaxpr, trace: Trace, out_cts: Sequence) -> tuple[list, dict]
             continue
         g = [cotangents[v] if v in cotangents else zeros(v.aval) for v in eqn.outvars]
         ins = [_read(trace.values, atom) for atom in eqn.invars]
-        rule = registry.rule_for(eqn.primitive, eqn.source_info)
-        if eqn.primitive.multiple_results:
-            in_cts = rule(g, ans, *ins, **eqn.params)
-        else:
-            in_cts = rule(g[0], ans[0], *ins, **eqn.params)
+        source_info = _user_source(eqn.source_info)
+        rule = registry.rule_for(eqn.primitive, source_info)
+        _ENCLOSING.append(source_info)
+        try:
+            if eqn.primitive.multiple_results:
+                in_cts = rule(g, ans, *ins, **eqn.params)
+            else:
+                in_cts = rule(g[0], ans[0], *ins, **eqn.params)
+        finally:
+            _ENCLOSING.pop()
         if len(in_cts) != len(eqn.invars):
             raise ValueError(
                 f"the VJP rule of '{eqn.primitive.name}' returned {len(in_cts)} cotangents "

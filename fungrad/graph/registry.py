@@ -122,6 +122,7 @@ def _source_line(source_info: Any) -> str:
     try:
         from jax._src import source_info_util
 
-        return f", from {source_info_util.summarize(source_info)}"
+        line = source_info_util.summarize(source_info)
+        return f", from {line}" if line else ""
     except Exception:  # the summary is a courtesy; never hide the real error behind it
         return ""
