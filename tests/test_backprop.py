@@ -3,7 +3,7 @@
 The oracle is always ``jax.value_and_grad`` (or ``jax.grad``, ``jax.jvp``, ``jax.jacrev``) of
 the same objective written with :func:`fungrad.mlp.apply`: the mean over the batch of the
 per-sample loss. Float64 comparisons use about 1e-10 relative tolerance, float32 ones float32
-tolerances. Computations run under ``jax.jit``: compiling one program per case is far cheaper
+tolerances, and bfloat16 and float16 ones (mixed precision) a few of that dtype's ``eps``. Computations run under ``jax.jit``: compiling one program per case is far cheaper
 on CPU than compiling every primitive for eager dispatch.
 """
 
@@ -129,6 +129,33 @@ def test_value_and_grad_matches_jax_float32(problem):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(grads))
     np.testing.assert_allclose(value, want_value, rtol=1e-5)
     assert_trees_close(grads, want_grads, rtol=2e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+@settings(max_examples=10)
+@given(problem=problems())
+def test_value_and_grad_matches_jax_in_low_precision(dtype, problem):
+    """Mixed precision: the model in ``dtype``, the loss and the batch mean in float32.
+
+    The forward passes are the same operations, so the float32 losses agree up to the order
+    of float32 additions. Backward, each layer rounds ``delta`` to ``dtype`` twice (after the
+    activation-derivative product and after the matrix product), each time within ``eps / 2``
+    of the exact value, and the engine and JAX may round differently (JAX differentiates
+    ``gelu`` through ``erf``, sums the bias gradient in ``dtype``): the two can drift apart by
+    about ``eps`` per layer, measured against the largest gradient entry. The tolerance is
+    twice that, ``2 * depth * eps`` (``eps = 2^-7`` for bfloat16, ``2^-10`` for float16); the
+    largest drift over the drawn examples is about ``1.6 eps``.
+    """
+    params, x, y = _draw_arrays(problem, dtype)
+    (value, grads), (want_value, want_grads) = _engine_and_oracle(params, x, y, **_names(problem))
+    assert value.dtype == want_value.dtype == jnp.float32
+    assert all(leaf.dtype == dtype for leaf in jax.tree.leaves(grads))
+    np.testing.assert_allclose(value, want_value, rtol=4 * np.finfo(np.float32).eps)
+    depth = len(problem["sizes"]) - 1
+    eps = float(jnp.finfo(dtype).eps)
+    as_float64 = functools.partial(jax.tree.map, lambda leaf: np.asarray(leaf, np.float64))
+    assert_trees_close(as_float64(grads), as_float64(want_grads), rtol=2 * depth * eps)
 
 
 def _switching(index, names, fallback_name):
