@@ -24,8 +24,8 @@ passes run in that dtype, while the loss, its gradient ``dl/dy_hat`` and the bat
 computed in float32 (:func:`fungrad.losses.accumulation_dtype`); the cotangent ``delta`` is then
 rounded to the parameters' dtype, exactly where ``jax.grad`` of the same objective rounds it.
 The bias gradient's sum over the batch accumulates in float32 (``jnp.sum`` does so for narrow
-floats) and so do the matrix products on CPU and GPU; the gradients come back in the
-parameters' dtype.
+floats), and so do the matrix products on XLA's CPU backend and on GPU tensor cores; the
+gradients come back in the parameters' dtype.
 
 Nothing here calls ``jax.grad``, ``jax.vjp``, ``jax.jvp`` or ``jax.jacfwd``; the tests hold the
 result equal to them. The same rules are installed with ``jax.custom_vjp`` in :func:`apply`, so
