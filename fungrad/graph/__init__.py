@@ -35,6 +35,7 @@ from fungrad.graph import (  # noqa: F401  (importing a rules module registers i
     rules_reduce,
     rules_structure,
 )
+from fungrad.graph.draw import draw, to_dot
 from fungrad.graph.interpreter import Recording, backward, forward, record, trace_function
 from fungrad.graph.registry import UnsupportedPrimitiveError, defvjp
 
@@ -42,8 +43,10 @@ __all__ = [
     "Recording",
     "UnsupportedPrimitiveError",
     "defvjp",
+    "draw",
     "grad",
     "record",
+    "to_dot",
     "value_and_grad",
     "vjp",
 ]
