@@ -14,6 +14,7 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Each test here starts processes or compiles whole programs: the full suite runs them.
@@ -88,12 +89,23 @@ def check_per_sample_grads(output: str, out: Path) -> None:
     assert _number(output, "jax.vmap(jax.grad), max difference:") < 1e-12
 
 
+def check_regression_csv(output: str, out: Path) -> None:
+    assert "model inputs: area_m2, rooms, neighbourhood=Centre," in output  # no index column
+    spread = _number(output, "price standard deviation =")
+    assert _number(output, "test RMSE =") < 0.3 * spread, "far from converged with the defaults"
+    predicted = np.array(_numbers(output, "predicted"))
+    worth = np.array(_numbers(output, "worth"))
+    assert len(predicted) == len(worth) == 4
+    assert np.all(np.abs(predicted - worth) < 0.15 * worth)
+
+
 CHECKS = {
     "parabola": check_parabola,
     "rolling_ball": check_rolling_ball,
     "backprop_vs_jax": check_backprop_vs_jax,
     "digits": check_digits,
     "regression": check_regression,
+    "regression_csv": check_regression_csv,
     "restarts": check_restarts,
     "optax_plugin": check_optax_plugin,
     "custom_activation": check_custom_activation,
