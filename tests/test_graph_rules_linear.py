@@ -169,7 +169,7 @@ def _conv_layer_params():
 def test_engine_matches_jax_on_a_conv_layer():
     params, x = _conv_layer_params(), _normal(3, 4, 4, 2)
     value, grads = jax.jit(graph.value_and_grad(_conv_layer))(params, x)
-    expected_value, expected_grads = jax.value_and_grad(_conv_layer)(params, x)
+    expected_value, expected_grads = jax.jit(jax.value_and_grad(_conv_layer))(params, x)
     np.testing.assert_allclose(value, expected_value, rtol=1e-12)
     for name in params:
         np.testing.assert_allclose(grads[name], expected_grads[name], rtol=1e-10, atol=1e-12)
