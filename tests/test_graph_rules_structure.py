@@ -141,6 +141,7 @@ ONE_INPUT = {
     "pad_negative_interior": lambda x: lax.pad(x, 0.0, ((1, 2, 0), (-1, 0, 2), (0, -2, 1))),
     "jnp_pad": lambda x: jnp.pad(x, ((1, 1), (0, 2), (3, 0))),
     "split": lambda x: jnp.split(x, [1, 3], axis=2),
+    "unstack": lambda x: jnp.unstack(x, axis=1),
     "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1, 2), (1, 2, 2)),
     "dynamic_slice_clamped": lambda x: lax.dynamic_slice(x, (1, 2, 3), (2, 2, 2)),
     "index_rows": lambda x: x[jnp.array([0, 1, 1])],

@@ -21,6 +21,7 @@ Example:
     [3.0, 0.0, 3.0]
 """
 
+import functools
 import itertools
 
 import jax.numpy as jnp
@@ -105,7 +106,7 @@ for _primitive in (lax.argmax_p, lax.argmin_p, lax.reduce_and_p, lax.reduce_or_p
 # --- Cumulative operations -----------------------------------------------------------------
 
 
-def _cumsum_vjp(g, ans, x, *, axis, reverse):
+def _cumsum_vjp(g, ans, x, *, axis, reverse, **params):
     """``cumsum``: each element feeds every later sum, so ``d x`` is the reversed cumsum of ``g``."""
     return (lax.cumsum(g, axis, reverse=not reverse),)
 
@@ -117,7 +118,7 @@ def _compose_affine(earlier, later):
     return a_later * a_earlier, b_later + a_later * b_earlier
 
 
-def _cumprod_vjp(g, ans, x, *, axis, reverse):
+def _cumprod_vjp(g, ans, x, *, axis, reverse, **params):
     """``cumprod``: ``d x_j = sum_{i >= j} g_i prod_{k <= i, k != j} x_k``, without division.
 
     That is ``(prod_{k < j} x_k) * r_j`` with ``r_j = g_j + x_{j+1} r_{j+1}``, a linear
@@ -129,7 +130,7 @@ def _cumprod_vjp(g, ans, x, *, axis, reverse):
     return (before * r,)
 
 
-def _running_extreme_vjp(g, ans, x, *, axis, reverse):
+def _running_extreme_vjp(g, ans, x, *, axis, reverse, **params):
     """``cummax``/``cummin``: each output's cotangent goes to where its extreme was reached.
 
     Positions where the running extreme changes ("records") collect the cotangents of the
@@ -172,7 +173,7 @@ defvjp(lax.cummin_p, _running_extreme_vjp)
 # pad with interior s - 1, the transpose of the strided slice.
 
 
-def _window_slices(x_padded_shape, out_shape, window_dimensions, window_strides, window_dilation):
+def _window_slices(out_shape, window_dimensions, window_strides, window_dilation):
     """Per window offset, in row-major order, the ``(start, limit)`` of its strided slice."""
     slices = []
     for offset in itertools.product(*(range(k) for k in window_dimensions)):
@@ -185,25 +186,28 @@ def _window_slices(x_padded_shape, out_shape, window_dimensions, window_strides,
     return slices
 
 
-def _choose_in_windows(x, extreme, fill, params):
-    """The padded ``x``, the window slices, and per output the offset of its first ``extreme``.
+def _choose_in_windows(x, out_shape, params, select_max, extreme=None):
+    """The padded ``x``, the window slices, and per output the offset its window chose.
 
-    ``extreme`` is output-shaped (the window maximum, say); an output's choice is the index,
-    in row-major window order, of the first element equal to it.
+    A window chooses its first element (in row-major window order) equal to its maximum
+    (minimum unless ``select_max``); ``extreme``, the window extremes, is computed from the
+    slices unless given.
     """
+    fill = -jnp.inf if select_max else jnp.inf
     config = [
         (lo, hi, bd - 1)
         for (lo, hi), bd in zip(params["padding"], params["base_dilation"], strict=True)
     ]
     padded = lax.pad(x, jnp.asarray(fill, x.dtype), config)
     slices = _window_slices(
-        padded.shape, extreme.shape, params["window_dimensions"], params["window_strides"],
-        params["window_dilation"],
-    )  # fmt: skip
-    choice = jnp.full(extreme.shape, len(slices), jnp.int32)
-    for index, (start, limit) in reversed(list(enumerate(slices))):
-        view = lax.slice(padded, start, limit, params["window_strides"])
-        choice = jnp.where(view == extreme, index, choice)
+        out_shape, params["window_dimensions"], params["window_strides"], params["window_dilation"]
+    )
+    views = [lax.slice(padded, start, limit, params["window_strides"]) for start, limit in slices]
+    if extreme is None:
+        extreme = functools.reduce(lax.max if select_max else lax.min, views)
+    choice = jnp.full(out_shape, len(slices), jnp.int32)
+    for index in reversed(range(len(views))):
+        choice = jnp.where(views[index] == extreme, index, choice)
     return padded, slices, choice
 
 
@@ -255,22 +259,22 @@ def _reduce_window_sum_vjp(g, ans, x, **params):
         )
     ]  # fmt: skip
     spread = lax.pad(g, jnp.zeros((), g.dtype), config)
-    d_x = lax.reduce_window(
-        spread, jnp.zeros((), g.dtype), lax.add, params["window_dimensions"],
-        params["base_dilation"], [(0, 0)] * x.ndim, window_dilation=params["window_dilation"],
-    )  # fmt: skip
+    d_x = lax.reduce_window_sum_p.bind(
+        spread,
+        window_dimensions=tuple(params["window_dimensions"]),
+        window_strides=tuple(params["base_dilation"]),
+        padding=((0, 0),) * x.ndim,
+        base_dilation=(1,) * x.ndim,
+        window_dilation=tuple(params["window_dilation"]),
+    )
     return (d_x,)
-
-
-def _window_fill(select_max):
-    return -jnp.inf if select_max else jnp.inf
 
 
 def _reduce_window_chooser_vjp(select_max):
     def rule(g, ans, x, **params):
         if not jnp.issubdtype(x.dtype, jnp.inexact):
             return (None,)
-        padded, slices, choice = _choose_in_windows(x, ans, _window_fill(select_max), params)
+        padded, slices, choice = _choose_in_windows(x, ans.shape, params, select_max, ans)
         return (_scatter_to_choice(g, x, padded, slices, choice, params),)
 
     rule.__doc__ = "``reduce_window_max``/``min`` (max pooling): ``g`` to each window's choice."
@@ -285,27 +289,14 @@ def _full_window_params(params):
 
 def _select_and_gather_add_vjp(g, ans, tangents, x, *, select_prim, **params):
     """``select_and_gather_add`` (JAX's max-pool JVP): ``g`` back to the chosen tangents."""
-    select_max = select_prim is lax.ge_p
-    fill = _window_fill(select_max)
-    extreme = lax.reduce_window(
-        x, jnp.asarray(fill, x.dtype), lax.max if select_max else lax.min,
-        params["window_dimensions"], params["window_strides"], params["padding"],
-        base_dilation=params["base_dilation"], window_dilation=params["window_dilation"],
-    )  # fmt: skip
-    padded, slices, choice = _choose_in_windows(x, extreme, fill, params)
+    padded, slices, choice = _choose_in_windows(x, ans.shape, params, select_prim is lax.ge_p)
     return _scatter_to_choice(g, x, padded, slices, choice, params), None
 
 
 def _select_and_scatter_add_vjp(g, ans, source, x, *, select_prim, **params):
     """``select_and_scatter_add`` (JAX's max-pool VJP): ``source`` reads ``g`` at the choices."""
     params = _full_window_params(params)
-    select_max = select_prim is lax.ge_p
-    fill = _window_fill(select_max)
-    extreme = lax.reduce_window(
-        x, jnp.asarray(fill, x.dtype), lax.max if select_max else lax.min,
-        params["window_dimensions"], params["window_strides"], params["padding"],
-    )  # fmt: skip
-    padded, slices, choice = _choose_in_windows(x, extreme, fill, params)
+    padded, slices, choice = _choose_in_windows(x, source.shape, params, select_prim is lax.ge_p)
     return _gather_from_choice(g, padded, slices, choice, params), None
 
 

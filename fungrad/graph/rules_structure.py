@@ -90,15 +90,15 @@ def _reshape_vjp(g, ans, x, *dynamic_shape, dimensions, **params):
     return (back, *_no_inputs_cotangent(*dynamic_shape))
 
 
-def _transpose_vjp(g, ans, x, *, permutation):
+def _transpose_vjp(g, ans, x, *, permutation, **params):
     return (lax.transpose(g, tuple(int(a) for a in np.argsort(permutation))),)
 
 
-def _squeeze_vjp(g, ans, x, *, dimensions):
+def _squeeze_vjp(g, ans, x, *, dimensions, **params):
     return (g.reshape(x.shape),)
 
 
-def _rev_vjp(g, ans, x, *, dimensions):
+def _rev_vjp(g, ans, x, *, dimensions, **params):
     return (lax.rev(g, dimensions),)
 
 
@@ -112,7 +112,7 @@ defvjp(lax.rev_p, _rev_vjp)
 # --- Joining and splitting -----------------------------------------------------------------
 
 
-def _concatenate_vjp(g, ans, *operands, dimension):
+def _concatenate_vjp(g, ans, *operands, dimension, **params):
     """``concatenate``: each operand's cotangent is its slice of ``g``."""
     cotangents, start = [], 0
     for x in operands:
@@ -123,19 +123,25 @@ def _concatenate_vjp(g, ans, *operands, dimension):
     return tuple(cotangents)
 
 
-def _split_vjp(g, ans, x, *, axis, sizes):
+def _split_vjp(g, ans, x, *, axis, **params):
     """``split`` (``jnp.split``): the output cotangents joined again."""
     return (lax.concatenate([gi.astype(x.dtype) for gi in g], axis),)
 
 
+def _unstack_vjp(g, ans, x, *, axis, **params):
+    """``unstack`` (``jnp.unstack``): the output cotangents stacked again."""
+    return (jnp.stack([gi.astype(x.dtype) for gi in g], axis=axis),)
+
+
 defvjp(lax.concatenate_p, _concatenate_vjp)
 defvjp(lax.split_p, _split_vjp)
+defvjp(lax.unstack_p, _unstack_vjp)
 
 
 # --- Padding and slicing -------------------------------------------------------------------
 
 
-def _pad_vjp(g, ans, x, padding_value, *, padding_config):
+def _pad_vjp(g, ans, x, padding_value, *, padding_config, **params):
     """``pad``: undo the edge padding (cropping where it was negative), then the interior.
 
     The padding value's cotangent is the sum of ``g`` over the positions it filled.
@@ -154,7 +160,7 @@ def _pad_vjp(g, ans, x, padding_value, *, padding_config):
     )
 
 
-def _slice_vjp(g, ans, x, *, start_indices, limit_indices, strides):
+def _slice_vjp(g, ans, x, *, start_indices, limit_indices, strides, **params):
     """``slice``: ``g`` put back at the sliced positions of zeros, by padding.
 
     The element ``j`` of the slice came from ``start + j * stride``: pad ``g`` low by
@@ -170,13 +176,13 @@ def _slice_vjp(g, ans, x, *, start_indices, limit_indices, strides):
     return (lax.pad(g, jnp.zeros((), g.dtype), config),)
 
 
-def _dynamic_slice_vjp(g, ans, x, *start_indices, slice_sizes):
+def _dynamic_slice_vjp(g, ans, x, *start_indices, **params):
     """``dynamic_slice``: ``g`` written into zeros at the same (clamped) start."""
     d_x = lax.dynamic_update_slice(jnp.zeros_like(x), g, start_indices)
     return (d_x, *_no_inputs_cotangent(*start_indices))
 
 
-def _dynamic_update_slice_vjp(g, ans, x, update, *start_indices):
+def _dynamic_update_slice_vjp(g, ans, x, update, *start_indices, **params):
     """``dynamic_update_slice``: the update's window of ``g`` goes to the update, the rest to ``x``."""
     d_x = lax.dynamic_update_slice(g, jnp.zeros_like(update), start_indices)
     d_update = lax.dynamic_slice(g, start_indices, update.shape)
