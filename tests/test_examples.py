@@ -99,6 +99,14 @@ def check_regression_csv(output: str, out: Path) -> None:
     assert np.all(np.abs(predicted - worth) < 0.15 * worth)
 
 
+def check_lesson_graphs(output: str, out: Path) -> None:
+    assert _number(output, "max difference from the closed forms:") < 1e-12
+    for name in ("y_a_times_a_plus_b", "z_sin_x_cubed", "z_x_squared_sin_x"):
+        assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert (out / f"{name}.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+        assert "digraph" in (out / f"{name}.dot").read_text()
+
+
 CHECKS = {
     "parabola": check_parabola,
     "rolling_ball": check_rolling_ball,
@@ -110,6 +118,7 @@ CHECKS = {
     "optax_plugin": check_optax_plugin,
     "custom_activation": check_custom_activation,
     "per_sample_grads": check_per_sample_grads,
+    "lesson_graphs": check_lesson_graphs,
 }
 
 
@@ -118,7 +127,7 @@ def _run(name: str, out: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg", XLA_PYTHON_CLIENT_PREALLOCATE="false")
     return subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(out)]
-        if name == "rolling_ball"
+        if name in ("rolling_ball", "lesson_graphs")
         else [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick"],
         capture_output=True,
         text=True,
