@@ -233,3 +233,26 @@ def test_engine_second_order_through_dot_general():
         return jax.jit(grad(lambda x: jnp.vdot(grad(loss)(x), v)))(x)
 
     np.testing.assert_allclose(hvp(graph.grad), hvp(jax.grad), rtol=1e-10, atol=1e-12)
+
+
+def test_conv_preferred_element_type_casts_cotangents_back():
+    x = _normal(2, 3, 6, 5).astype(jnp.float32)
+    w = _normal(4, 3, 3, 2, seed=1).astype(jnp.float32)
+
+    def conv(x, w):
+        return lax.conv_general_dilated(x, w, (2, 1), "SAME", preferred_element_type=jnp.float64)
+
+    eqn = assert_rule_transposes(conv, x, w, rtol=1e-6)
+    g = jnp.ones(conv(x, w).shape)
+    dx, dw = registry.rule_for(eqn.primitive)(g, None, x, w, **eqn.params)
+    assert (dx.dtype, dw.dtype) == (jnp.float32, jnp.float32)
+
+
+def test_engine_matches_jax_on_a_conv_layer_in_float32():
+    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float32), _conv_layer_params())
+    x = _normal(3, 4, 4, 2).astype(jnp.float32)
+    grads = jax.jit(graph.grad(_conv_layer))(params, x)
+    expected = jax.jit(jax.grad(_conv_layer))(params, x)
+    for name in params:
+        assert grads[name].dtype == jnp.float32
+        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
