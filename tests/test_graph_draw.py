@@ -204,7 +204,7 @@ def test_the_layout_keeps_boxes_and_edge_labels_apart():
     for f, point in [(mlp_loss, mlp_point()), (residual, (jnp.ones((2, 3)), jnp.eye(3)))]:
         g = draw._build(f, point, expand_calls=False)
         layout = draw._layout(g)
-        lanes = draw._lanes(g, layout, draw._ports(g, layout))
+        lanes = draw._lanes(g, layout, draw._ports(layout))
         boxes = []
         for i in range(len(g.nodes)):
             item = ("n", i)

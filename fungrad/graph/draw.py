@@ -14,9 +14,9 @@ Private or anonymous ``jit`` helpers (``jnp.where``'s ``_where``, a jitted lambd
 draws every ``jit`` inline. Values that depend on no input are constants: a scalar is written
 into its consumer's label (``mul(·, 2)``), an array is a grey node.
 
-Example:
+Example (``a`` is used twice; its gradient ``2a + b = 10`` is the ``7 + 3`` of its uses):
     >>> dot = to_dot(lambda a, b: a * (a + b), 3.0, 4.0)
-    >>> "value 7 | grad 3" in dot and "a = 3\\\\ngrad 10" in dot
+    >>> "value 3 | grad 7" in dot and "value 3 | grad 3" in dot
     True
 """
 
@@ -48,7 +48,7 @@ _SUFFIXES = (".svg", ".png", ".pdf")
 _VALUE_COLOUR, _GRAD_COLOUR = "#1d4e89", "#c0392b"
 _FILL = {"input": "#dbe9f6", "const": "#eeeeee", "op": "#ffffff", "output": "#d5f0d5"}
 _NAMES = {"reduce_sum": "sum", "broadcast_in_dim": "broadcast", "select_n": "select"}
-_NAMES |= {"logistic": "sigmoid", "remat2": "checkpoint"}
+_NAMES |= {"logistic": "sigmoid"}
 _INLINE = {"closed_call": "call_jaxpr", "remat2": "jaxpr", "checkpoint": "jaxpr"}
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -327,10 +327,11 @@ def _build(f: Callable, args: tuple, expand_calls: bool) -> _Graph:
     name = getattr(f, "__name__", "out")
     out = jaxpr.outvars[0]
     label = f"{name if name.isidentifier() else 'out'} = {_text(_read(values, out))}"
-    node = graph.add(_Node("output", label, _text(cotangents.get(out, 1.0))))
+    seed = _text(cotangents.get(out, 1.0))  # absent when the output depends on no float input
+    node = graph.add(_Node("output", label, seed))
     src = _source(graph, _origin(sources, out))
     if not isinstance(src, _Const):
-        graph.edges.append(_Edge(src, node, _text(_read(values, out)), _text(cotangents[out])))
+        graph.edges.append(_Edge(src, node, _text(_read(values, out)), seed))
     return graph
 
 
@@ -368,7 +369,9 @@ def to_dot(f: Callable, *args: Any, expand_calls: bool = False, title: str | Non
     Each edge is labelled ``value v | grad g``: the forward value along it and the
     cotangent its consumer hands back for that use (numbers for scalars, to 4 significant
     digits; dtype and shape such as ``f32[32,10]`` for arrays). Render it with
-    ``dot -Tsvg graph.dot -o graph.svg``, or use ``draw`` (matplotlib only).
+    ``dot -Tsvg graph.dot -o graph.svg``, or use ``draw`` (matplotlib only). A function
+    called by name (``jax.nn.relu``, ``log_softmax``) is one node, ``jnp``'s private helpers
+    are drawn inline (see the module docstring).
 
     Args:
         f: a function of pytrees of arrays returning a scalar float.
@@ -414,10 +417,12 @@ _LEGEND = (
 
 @functools.lru_cache(maxsize=4096)
 def _width(text: str, size: float) -> float:
-    """The width of ``text`` at ``size`` points, in inches."""
-    from matplotlib.textpath import TextPath
+    """The width of ``text`` at ``size`` points, in inches (the font's advance widths)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
 
-    return TextPath((0, 0), text, size=size).get_extents().width / 72
+    width, _, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=size), False)
+    return width / 72
 
 
 def _node_lines(node: _Node) -> list[tuple[str, str, float]]:
@@ -476,6 +481,10 @@ class _Layout:
     gap: list  # per column: the gap to its right
 
 
+def _mean(numbers: list, default: float) -> float:
+    return sum(numbers) / len(numbers) if numbers else default
+
+
 def _rows(columns: list, chains: list, size: dict) -> dict:
     """Order each column by its neighbours' rows, then place rows near their neighbours."""
     neighbours: dict = {item: ([], []) for column in columns for item in column}
@@ -487,9 +496,7 @@ def _rows(columns: list, chains: list, size: dict) -> dict:
     for sweep in range(8):
         side = sweep % 2
         for column in columns[1:] if side == 0 else columns[-2::-1]:
-            rank = {
-                it: np.mean([pos[n] for n in neighbours[it][side]] or [pos[it]]) for it in column
-            }
+            rank = {it: _mean([pos[n] for n in neighbours[it][side]], pos[it]) for it in column}
             column.sort(key=rank.__getitem__)
             pos.update((item, i) for i, item in enumerate(column))
 
@@ -505,7 +512,7 @@ def _rows(columns: list, chains: list, size: dict) -> dict:
         y.update(zip(column, -np.concatenate([[0.0], np.cumsum(gaps(column))]), strict=True))
     for sweep in range(16):
         for column in columns if sweep % 2 == 0 else columns[::-1]:
-            desired = [np.mean([y[n] for n in sum(neighbours[it], [])] or [y[it]]) for it in column]
+            desired = [_mean([y[n] for n in sum(neighbours[it], [])], y[it]) for it in column]
             y.update(zip(column, _fit(desired, gaps(column)), strict=True))
     return y
 
@@ -531,20 +538,21 @@ def _layout(graph: _Graph) -> _Layout:
     return _Layout(chains, column, size, _rows(columns, chains, size), left, width, gap)
 
 
-def _ports(graph: _Graph, layout: _Layout) -> tuple[dict, dict]:
+def _ports(layout: _Layout) -> tuple[dict, dict]:
     """The heights where each edge leaves its source and enters its target, spread along
     the box's side in the order of the rows at the other end, so edges do not cross there."""
-    out_port: dict = {}
-    in_port: dict = {}
-    for i in range(len(graph.nodes)):
-        item = ("n", i)
-        for ports, end, other in ((out_port, 0, 1), (in_port, -1, -2)):
-            edges = [k for k, chain in enumerate(layout.chains) if chain[end] == item]
-            edges.sort(key=lambda k: -layout.y[layout.chains[k][other]])
-            spread = min(0.1, (layout.size[item][1] - 0.1) / max(len(edges), 1))
-            for j, k in enumerate(edges):
-                ports[k] = layout.y[item] + ((len(edges) - 1) / 2 - j) * spread
-    return out_port, in_port
+    ends: dict = {}
+    for k, chain in enumerate(layout.chains):
+        ends.setdefault((chain[0], 0), []).append(k)
+        ends.setdefault((chain[-1], 1), []).append(k)
+    ports: tuple[dict, dict] = ({}, {})
+    for (item, side), edges in ends.items():
+        other = 1 if side == 0 else -2
+        edges.sort(key=lambda k: -layout.y[layout.chains[k][other]])
+        spread = min(0.1, (layout.size[item][1] - 0.1) / len(edges))
+        for j, k in enumerate(edges):
+            ports[side][k] = layout.y[item] + ((len(edges) - 1) / 2 - j) * spread
+    return ports
 
 
 def _curve(start: tuple, end: tuple) -> list:
@@ -631,7 +639,7 @@ def _canvas(layout: _Layout, boxes: list, lanes: dict, title: str | None) -> tup
 def _render(graph: _Graph, layout: _Layout, title: str | None) -> Figure:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    ports = _ports(graph, layout)
+    ports = _ports(layout)
     lanes = _lanes(graph, layout, ports)
     boxes = []
     for i in range(len(graph.nodes)):
@@ -641,11 +649,11 @@ def _render(graph: _Graph, layout: _Layout, title: str | None) -> Figure:
     figure, ax = _canvas(layout, boxes, lanes, title)
     for k in range(len(graph.edges)):
         path = _edge_path(layout, k, ports, lanes[k])
-        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=10, **_ARROW))
+        ax.add_artist(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=10, **_ARROW))
     for node, (x, y, w, h) in zip(graph.nodes, boxes, strict=True):
         rounding = 0.15 if node.kind in ("input", "output") else 0.04
         style = f"round,pad=0,rounding_size={rounding}"
-        ax.add_patch(
+        ax.add_artist(
             FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=style, **_BOX[node.kind])
         )
         _text_lines(ax, x, y, _node_lines(node))
@@ -669,7 +677,9 @@ def draw(
     is its depth from the inputs; each arrow carries two numbers, the value computed forward
     (above) and the cotangent passed back (below, in red), ``d out / d value`` for that use.
     Where a value branches, its node's gradient is the sum of its arrows' cotangents. The
-    figure grows with the graph; the global matplotlib backend is left alone.
+    figure grows with the graph; the global matplotlib backend is left alone. It reads best
+    for graphs of up to a few dozen operations (a lesson's graph, a small model's loss);
+    Graphviz lays out larger ones from ``to_dot``'s text.
 
     Args:
         f: a function of pytrees of arrays returning a scalar float.
@@ -700,7 +710,9 @@ def draw(
 
     graph = _build(f, args, expand_calls)
     figure = _render(graph, _layout(graph), title)
-    longest = max(figure.get_size_inches())
+    width, height = figure.get_size_inches()
+    # a large graph gets fewer dots per inch: at most 30000 pixels a side, 40 million in all
+    dpi = min(150, 30000 / max(width, height), (4e7 / (width * height)) ** 0.5)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fungrad"}):
-        figure.savefig(path, format=path.suffix.lower()[1:], dpi=min(150, 30000 / longest))
+        figure.savefig(path, format=path.suffix.lower()[1:], dpi=dpi)
     return path
