@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import sys
 import xml.etree.ElementTree as ElementTree
 
 import jax
@@ -163,7 +164,8 @@ def test_dot_labels_are_escaped():
 
 @pytest.mark.parametrize("suffix", [".svg", ".png", ".pdf"])
 def test_draw_writes_the_format_its_suffix_names(tmp_path, suffix):
-    backend = matplotlib.get_backend()
+    pyplot = "matplotlib.pyplot" in sys.modules
+    backend = dict.__getitem__(matplotlib.rcParams, "backend")  # without resolving it
     path = graph.draw(lesson_y, 3.0, 4.0, path=tmp_path / f"y{suffix}", title="y = a (a + b)")
     assert path == tmp_path / f"y{suffix}" and path.stat().st_size > 0
     data = path.read_bytes()
@@ -175,7 +177,9 @@ def test_draw_writes_the_format_its_suffix_names(tmp_path, suffix):
         assert data.lstrip().startswith((b"<?xml", b"<svg"))
         texts = {e.text for e in ElementTree.fromstring(data).iter() if e.tag.endswith("text")}
         assert {"a = 3", "grad 10", "b = 4", "grad 3", "3", "7", "21"} <= texts
-    assert matplotlib.get_backend() == backend
+    # the user's backend is left alone: no pyplot, no backend chosen or switched
+    assert dict.__getitem__(matplotlib.rcParams, "backend") is backend
+    assert ("matplotlib.pyplot" in sys.modules) == pyplot
 
 
 def png_size(path) -> tuple[int, int]:
