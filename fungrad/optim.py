@@ -49,6 +49,7 @@ __all__ = [
     "factory",
     "from_name",
     "gd",
+    "is_low_precision",
     "mixed_precision",
     "momentum",
     "sgd",
@@ -198,7 +199,13 @@ def _rounded_like(update, gradient):
 
 
 def is_low_precision(params) -> bool:
-    """Whether any leaf of ``params`` is a float narrower than float32 (bfloat16, float16)."""
+    """Whether any leaf of ``params`` is a float narrower than float32 (bfloat16, float16).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> is_low_precision([jnp.ones(2, jnp.bfloat16)]), is_low_precision([jnp.ones(2)])
+        (True, False)
+    """
     return any(
         accumulation_dtype(leaf.dtype) != leaf.dtype
         for leaf in jax.tree.leaves(params)

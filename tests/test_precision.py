@@ -206,6 +206,17 @@ def test_mixed_precision_is_the_same_rule_for_float32():
     assert str(step(optim.mixed_precision(adam))) == str(step(adam))
 
 
+def test_a_state_with_low_precision_statistics_is_refused_naming_the_fix():
+    params, x, y = small_problem(jnp.bfloat16)
+    adam = optim.adam(0.01)
+    state = fungrad.TrainState(
+        params, adam.init(params), jnp.zeros((), jnp.int32), jax.random.key(0)
+    )
+    with pytest.raises(ValueError, match=r"mu\[0\]\['b'\] is bfloat16.*optim\.mixed_precision"):
+        fungrad.fit(params, x, y, loss="softmax_cross_entropy", optimizer=adam, epochs=1,
+                    key=jax.random.key(1), initial_state=state)  # fmt: skip
+
+
 @pytest.mark.slow
 def test_adam_on_float16_does_not_underflow_to_nan():
     """In float16, Adam's ``nu = g^2`` underflows and ``eps = 1e-8`` rounds to 0: 0 / 0."""

@@ -14,6 +14,7 @@ import optax
 from fungrad import parallel
 from fungrad.activations import Activation
 from fungrad.losses import Loss
+from fungrad.optim import is_low_precision
 from fungrad.stopping import StopCondition
 from fungrad.train import saving
 from fungrad.train.epoch import advance_compiled, initial_carry, rule_for_params, stop_reason
@@ -41,6 +42,17 @@ def model_config(params, loss, activation, output_activation, gradients) -> dict
     }
 
 
+def _mismatch_hint(leaf, template) -> str:
+    if tuple(jnp.shape(leaf)) != tuple(template.shape):
+        return "another architecture?"
+    if is_low_precision(leaf) and template.dtype == jnp.float32:
+        return (
+            "bfloat16 and float16 params keep float32 optimizer statistics: build the state "
+            "with fungrad.optim.mixed_precision(optimizer).init(params)"
+        )
+    return "another dtype?"
+
+
 def check_like(state, like, argname: str) -> None:
     """Raise unless ``state`` has the structure, shapes and dtypes of ``like``."""
     got, want = jax.tree.structure(state), jax.tree.structure(like)
@@ -55,7 +67,7 @@ def check_like(state, like, argname: str) -> None:
         if shape != tuple(template.shape) or dtype != template.dtype:
             raise ValueError(
                 f"{argname}: leaf {jax.tree_util.keystr(path)} is {dtype}{shape}, expected "
-                f"{template.dtype}{tuple(template.shape)} (another architecture?)"
+                f"{template.dtype}{tuple(template.shape)} ({_mismatch_hint(leaf, template)})"
             )
 
 
