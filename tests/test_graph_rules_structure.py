@@ -47,12 +47,26 @@ def _target_equation(jaxpr, env):
                 found.append(_target_equation(inner.jaxpr, inner_env))
         elif any(position is not None for _, position in inputs):
             found.append((eqn, inputs))
+            env.update({v: (None, -1) for v in eqn.outvars})  # so a second one shows
         else:
             outs = eqn.primitive.bind(*[v for v, _ in inputs], **eqn.params)
             outs = outs if eqn.primitive.multiple_results else [outs]
             env.update({v: (o, None) for v, o in zip(eqn.outvars, outs, strict=True)})
     assert len(found) == 1, [eqn.primitive.name for eqn, _ in found]
     return found[0]
+
+
+def _primitives_without_rules(jaxpr) -> set:
+    """The primitives in ``jaxpr`` (and the jaxprs inside it) that the engine cannot differentiate."""
+    missing = set()
+    for eqn in jaxpr.eqns:
+        if not registry.has_rule(eqn.primitive):
+            missing.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                missing |= _primitives_without_rules(inner)
+    return missing
 
 
 def _random_like(rng, x):
@@ -96,8 +110,14 @@ def assert_rule_transposes(f, *args, seed=0, rtol=1e-10):
     ]
     g = cotangents if eqn.primitive.multiple_results else cotangents[0]
     rule = registry.rule_for(eqn.primitive)
-    results = jax.jit(lambda g, ans, *values: rule(g, ans, *values, **eqn.params))(g, ans, *values)
+
+    def pull_back(g, ans, *values):
+        return rule(g, ans, *values, **eqn.params)
+
+    results = jax.jit(pull_back)(g, ans, *values)
     assert len(results) == len(values), (eqn.primitive, len(results), len(values))
+    missing = _primitives_without_rules(jax.make_jaxpr(pull_back)(g, ans, *values).jaxpr)
+    assert not missing, f"the backward pass of {eqn.primitive} emits {missing}, which have no rule"
 
     tangents = [_random_like(rng, a) for a in args]
     _, jvp_out = jax.jvp(jax.jit(f), tuple(jnp.asarray(a) for a in args), tuple(tangents))
@@ -142,6 +162,7 @@ ONE_INPUT = {
     "jnp_pad": lambda x: jnp.pad(x, ((1, 1), (0, 2), (3, 0))),
     "split": lambda x: jnp.split(x, [1, 3], axis=2),
     "unstack": lambda x: jnp.unstack(x, axis=1),
+    "tile": lambda x: jnp.tile(x, (2, 1, 3)),
     "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1, 2), (1, 2, 2)),
     "dynamic_slice_clamped": lambda x: lax.dynamic_slice(x, (1, 2, 3), (2, 2, 2)),
     "index_rows": lambda x: x[jnp.array([0, 1, 1])],
@@ -190,6 +211,7 @@ TWO_INPUTS = {
         (1, 2, 3),
     ),
     "concatenate": (lambda x, y: jnp.concatenate([x, y], 1), (2, 2, 4)),
+    "stack": (lambda x, y: jnp.stack([x, y, x], 2), (2, 3, 4)),
     "pad_value": (lambda x, v: lax.pad(x, v, ((1, 2, 0), (-1, 0, 2), (0, -2, 1))), ()),
 }
 

@@ -133,9 +133,27 @@ def _unstack_vjp(g, ans, x, *, axis, **params):
     return (jnp.stack([gi.astype(x.dtype) for gi in g], axis=axis),)
 
 
+def _stack_vjp(g, ans, *operands, axis, **params):
+    """``stack`` (``jnp.stack``): each operand's cotangent is its slice of ``g`` along ``axis``."""
+    parts = jnp.unstack(g, axis=axis)
+    return tuple(
+        part.astype(x.dtype) if _differentiable(x) else None
+        for part, x in zip(parts, operands, strict=True)
+    )
+
+
+def _tile_vjp(g, ans, x, *, reps, **params):
+    """``tile`` (``jnp.tile``): the sum over the copies, split off as axes of their own."""
+    copies_and_sizes = [size for pair in zip(reps, x.shape, strict=True) for size in pair]
+    copy_axes = tuple(range(0, 2 * x.ndim, 2))
+    return (jnp.sum(g.reshape(copies_and_sizes), axis=copy_axes).astype(x.dtype),)
+
+
 defvjp(lax.concatenate_p, _concatenate_vjp)
 defvjp(lax.split_p, _split_vjp)
+defvjp(lax.stack_p, _stack_vjp)
 defvjp(lax.unstack_p, _unstack_vjp)
+defvjp(lax.tile_p, _tile_vjp)
 
 
 # --- Padding and slicing -------------------------------------------------------------------
