@@ -133,8 +133,10 @@ class Run:
             TypeError: for non-numeric values.
         """
         x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
+        if x.dtype.kind not in "biuf" and not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"x: expected numeric feature values, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":
+            x = x.astype(np.float32)  # bfloat16 or float16 from ml_dtypes: NumPy maths in float32
         if x.ndim not in (1, 2) or x.shape[-1] != self.n_features:
             got = x.shape[-1] if x.ndim in (1, 2) else f"shape {x.shape}"
             raise ValueError(

@@ -307,11 +307,6 @@ def test_low_precision_run_saves_resumes_and_predicts(dtype, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the train command builds its parameters in float64 or else float32 "
-    "(fungrad/cli/train.py), so a bfloat16 run's parameters come out float32",
-)
 def test_command_line_trains_in_bfloat16(tmp_path, capsys):
     status = main(["train", "--dtype", "bfloat16", "--out", str(tmp_path), "--epochs", "12",
                    "--json", "--no-plot"])  # fmt: skip

@@ -117,7 +117,7 @@ def _train_in(args, interruption, config, prepared, run_folder, saved) -> int:
     """Train into the claimed ``run_folder``."""
     runs = config["restarts"] * len(config["learning_rates"] or [0])
     copies = 4 if config["optimizer"] == "adam" else 3
-    itemsize = 8 if config["dtype"] == "float64" else 4
+    itemsize = {"float64": 8, "float32": 4}.get(config["dtype"], 2)
     folder.check(run_folder, 2 * folder.checkpoint_bytes(prepared.sizes, itemsize, copies, runs))
     common = _fit_options(config, prepared, args.devices)
     writer = RunWriter(run_folder, config, runs)
@@ -189,7 +189,7 @@ def _fit(config, prepared, writer, saved, common) -> Outcome:
     common["checkpoint"] = writer
     devices = 1 if common["mesh"] is None else common["mesh"].size
     init_key, train_key = jax.random.split(jax.random.key(config["seed"]))
-    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
+    dtype = jnp.dtype(config["dtype"])
     resume = None if saved is None else writer.folder / "checkpoint.npz"
 
     def init(key):
