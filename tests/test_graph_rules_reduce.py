@@ -38,6 +38,8 @@ REDUCTIONS = {
     "cummax_reverse": lambda x: lax.cummax(x, 2, reverse=True),
     "cummin": lambda x: lax.cummin(x, 0),
     "cummin_reverse": lambda x: lax.cummin(x, 1, reverse=True),
+    "top_k": lambda x: lax.top_k(x, 3),
+    "top_k_inner_axis": lambda x: lax.top_k(x, 2, axis=1),
 }
 
 
@@ -191,3 +193,26 @@ def test_engine_differentiates_a_function_holding_jax_max_pool_gradient():
         rtol=1e-10,
         atol=1e-12,
     )
+
+
+def _order_statistics(x):
+    """Medians, quantiles and the largest values: sorting and top_k on one path."""
+    spread = jnp.quantile(x, 0.8, axis=0) - jnp.quantile(x, 0.2, axis=0)
+    return jnp.sum(jnp.median(x, axis=1) ** 2) * jnp.sum(lax.top_k(x, 2)[0] ** 2) + jnp.sum(
+        spread**3
+    )
+
+
+def test_engine_matches_jax_through_sorting_to_second_order():
+    x, v = _normal(5, 6), _normal(5, 6, seed=1)
+
+    def hvp(grad):
+        return jax.jit(grad(lambda x: jnp.vdot(grad(_order_statistics)(x), v)))(x)
+
+    np.testing.assert_allclose(
+        jax.jit(graph.grad(_order_statistics))(x),
+        jax.jit(jax.grad(_order_statistics))(x),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(hvp(graph.grad), hvp(jax.grad), rtol=1e-10, atol=1e-12)

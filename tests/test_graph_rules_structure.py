@@ -163,6 +163,7 @@ ONE_INPUT = {
     "split": lambda x: jnp.split(x, [1, 3], axis=2),
     "unstack": lambda x: jnp.unstack(x, axis=1),
     "tile": lambda x: jnp.tile(x, (2, 1, 3)),
+    "sort": lambda x: jnp.sort(x, axis=1),
     "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1, 2), (1, 2, 2)),
     "dynamic_slice_clamped": lambda x: lax.dynamic_slice(x, (1, 2, 3), (2, 2, 2)),
     "index_rows": lambda x: x[jnp.array([0, 1, 1])],
@@ -212,6 +213,7 @@ TWO_INPUTS = {
     ),
     "concatenate": (lambda x, y: jnp.concatenate([x, y], 1), (2, 2, 4)),
     "stack": (lambda x, y: jnp.stack([x, y, x], 2), (2, 3, 4)),
+    "sort_with_payload": (lambda x, y: lax.sort((x, y), dimension=1, num_keys=1), (2, 3, 4)),
     "pad_value": (lambda x, v: lax.pad(x, v, ((1, 2, 0), (-1, 0, 2), (0, -2, 1))), ()),
 }
 
@@ -324,3 +326,12 @@ def test_engine_second_order_through_gather_and_scatter():
         return jax.jit(grad(lambda x: jnp.vdot(grad(lambda x: _indexing_model(x, w))(x), v)))(x)
 
     np.testing.assert_allclose(hvp(graph.grad), hvp(jax.grad), rtol=1e-10, atol=1e-12)
+
+
+def test_sort_by_two_keys_with_ties_transposes():
+    keys = jnp.round(X)  # ties in the first key, broken by the second
+    x, payload = _normal(2, 3, 4, seed=1), _normal(2, 3, 4, seed=2)
+    eqn = assert_rule_transposes(
+        lambda k, x, p: lax.sort((k, x, p), dimension=2, num_keys=2), keys, x, payload
+    )
+    assert eqn.params["num_keys"] == 2

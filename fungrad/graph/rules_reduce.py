@@ -95,10 +95,19 @@ def _reduce_prod_vjp(g, ans, x, *, axes, **params):
     return (others * _expand(g, x.shape, axes),)
 
 
+def _top_k_vjp(g, ans, x, *, axis, **params):
+    """``top_k``: each of the ``k`` values' cotangents goes back to where it was taken."""
+    g_values, _ = g
+    _, indices = ans
+    zeros = jnp.zeros(x.shape, g_values.dtype)
+    return (jnp.put_along_axis(zeros, indices, g_values, axis=axis, inplace=False),)
+
+
 defvjp(lax.reduce_sum_p, _reduce_sum_vjp)
 defvjp(lax.reduce_max_p, _reduce_chooser_vjp)
 defvjp(lax.reduce_min_p, _reduce_chooser_vjp)
 defvjp(lax.reduce_prod_p, _reduce_prod_vjp)
+defvjp(lax.top_k_p, _top_k_vjp)
 for _primitive in (lax.argmax_p, lax.argmin_p, lax.reduce_and_p, lax.reduce_or_p, lax.reduce_xor_p):
     defvjp(_primitive, _no_gradient)
 

@@ -109,7 +109,7 @@ defvjp(lax.squeeze_p, _squeeze_vjp)
 defvjp(lax.rev_p, _rev_vjp)
 
 
-# --- Joining and splitting -----------------------------------------------------------------
+# --- Joining, splitting and permuting --------------------------------------------------------
 
 
 def _concatenate_vjp(g, ans, *operands, dimension, **params):
@@ -149,11 +149,37 @@ def _tile_vjp(g, ans, x, *, reps, **params):
     return (jnp.sum(g.reshape(copies_and_sizes), axis=copy_axes).astype(x.dtype),)
 
 
+def _put_along_axis(values, indices, shape, axis):
+    """Zeros of ``shape`` with ``values`` written at ``indices`` along ``axis``."""
+    zeros = jnp.zeros(shape, values.dtype)
+    return jnp.put_along_axis(zeros, indices, values, axis=axis, inplace=False)
+
+
+def _sort_vjp(g, ans, *operands, dimension, is_stable, num_keys, **params):
+    """``sort`` (``jnp.sort``, ``median``): each cotangent goes back to its element's place.
+
+    Sorting the keys again with positions as a payload gives where each sorted element came
+    from.
+    """
+    positions = lax.broadcasted_iota(jnp.int32, operands[0].shape, dimension)
+    *_, came_from = lax.sort(
+        (*operands[:num_keys], positions),
+        dimension=dimension,
+        is_stable=is_stable,
+        num_keys=num_keys,
+    )
+    return tuple(
+        _put_along_axis(gi, came_from, x.shape, dimension) if _differentiable(x) else None
+        for gi, x in zip(g, operands, strict=True)
+    )
+
+
 defvjp(lax.concatenate_p, _concatenate_vjp)
 defvjp(lax.split_p, _split_vjp)
 defvjp(lax.stack_p, _stack_vjp)
 defvjp(lax.unstack_p, _unstack_vjp)
 defvjp(lax.tile_p, _tile_vjp)
+defvjp(lax.sort_p, _sort_vjp)
 
 
 # --- Padding and slicing -------------------------------------------------------------------
