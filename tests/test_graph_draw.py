@@ -199,14 +199,15 @@ def overlap(a: tuple, b: tuple) -> bool:
 
 
 def test_the_layout_keeps_boxes_and_edge_labels_apart():
-    draw = importlib.import_module("fungrad.graph.draw")
+    draw = importlib.import_module("fungrad.graph.layout")
+    scene = importlib.import_module("fungrad.graph.scene")
 
     def residual(x, w):
         h = jnp.tanh(x @ w)
         return jnp.sum(jnp.tanh(h @ w) + x + h * h)
 
     for f, point in [(mlp_loss, mlp_point()), (residual, (jnp.ones((2, 3)), jnp.eye(3)))]:
-        g = draw._build(f, point, expand_calls=False)
+        g = scene._build(f, point, expand_calls=False)
         layout = draw._layout(g)
         lanes = draw._lanes(g, layout, draw._ports(layout))
         boxes = []
