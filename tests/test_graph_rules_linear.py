@@ -256,3 +256,16 @@ def test_engine_matches_jax_on_a_conv_layer_in_float32():
     for name in params:
         assert grads[name].dtype == jnp.float32
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_engine_per_sample_conv_gradients_under_vmap():
+    params, x = _conv_layer_params(), _normal(5, 4, 4, 2)
+
+    def per_sample(grad):
+        one = grad(lambda p, image: _conv_layer(p, image[None]))
+        return jax.jit(jax.vmap(one, in_axes=(None, 0)))(params, x)
+
+    mine, expected = per_sample(graph.grad), per_sample(jax.grad)
+    for name in params:
+        assert mine[name].shape == (5, *params[name].shape)
+        np.testing.assert_allclose(mine[name], expected[name], rtol=1e-10, atol=1e-12)
