@@ -156,6 +156,10 @@ ONE_INPUT = {
     "transpose": lambda x: x.transpose(2, 0, 1),
     "rev": lambda x: jnp.flip(x, (0, 2)),
     "copy": jnp.copy,
+    "device_put": jax.device_put,
+    "sharding_constraint": lambda x: lax.with_sharding_constraint(
+        x, jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    ),
     "slice_strided": lambda x: x[:, ::2, 1:],
     "slice_strides_uneven": lambda x: lax.slice(x, (0, 1, 0), (2, 3, 4), (2, 1, 3)),
     "pad_negative_interior": lambda x: lax.pad(x, 0.0, ((1, 2, 0), (-1, 0, 2), (0, -2, 1))),
