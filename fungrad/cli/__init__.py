@@ -39,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         a ``ValueError``/``TypeError``/``OSError``), 3 when training diverged (its last finite
         state saved), 130 / 143 when SIGINT / SIGTERM stopped training (after saving).
     """
-    from fungrad.checkpoint import CheckpointError
     from fungrad.cli.parser import build_parser
 
     try:
@@ -57,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (CheckpointError, ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError) as error:  # CheckpointError is a ValueError
         if os.environ.get("FUNGRAD_DEBUG"):
             raise
         print(f"fungrad: error: {error}", file=sys.stderr)

@@ -17,6 +17,10 @@ from fungrad.cli import UsageError
 __all__ = ["build_parser", "given_options"]
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "ema", "adam")  # fungrad.optim.NAMES
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "gelu")
+LOSSES = ("l2", "mse", "softmax_cross_entropy", "sigmoid_binary_cross_entropy")
+# The built-in activations and losses (fungrad.activations / fungrad.losses), named here so
+# that --help does not import JAX; a test holds them equal to the registries.
 STOP_FORMS = (
     "max_epochs:N, target:METRIC:VALUE[:min|max], plateau:METRIC:TOL:PATIENCE, "
     "grad_norm_below:TOL, no_improvement:METRIC:PATIENCE[:MIN_DELTA]"
@@ -108,6 +112,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    """The installed package's version (without importing JAX)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fungrad")
+    except PackageNotFoundError:
+        from fungrad import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fungrad`` parser with its ``train`` and ``check`` subcommands.
 
@@ -121,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fungrad",
         description="Train neural networks with fungrad, a functional JAX framework.",
     )
+    parser.add_argument("--version", action="version", version=f"fungrad {_version()}")
     sub = parser.add_subparsers(
         dest="command", metavar="{train,predict,evaluate,check}", parser_class=_Parser
     )
@@ -248,8 +265,6 @@ def _add_table_options(table) -> None:
 
 
 def _add_model_options(model) -> None:
-    from fungrad.activations import activation_names
-    from fungrad.losses import loss_names
 
     model.add_argument(
         "--hidden",
@@ -260,19 +275,19 @@ def _add_model_options(model) -> None:
     model.add_argument(
         "--activation",
         default="relu",
-        choices=activation_names(),
+        choices=ACTIVATIONS,
         help="hidden activation (default: relu)",
     )
     model.add_argument(
         "--output-activation",
         default="identity",
-        choices=activation_names(),
+        choices=ACTIVATIONS,
         help="output activation (default: identity; the losses take logits)",
     )
     model.add_argument(
         "--loss",
         default="auto",
-        choices=("auto", *loss_names()),
+        choices=("auto", *LOSSES),
         help="training loss (default: auto: softmax_cross_entropy for class labels, l2 otherwise)",
     )
     model.add_argument(
