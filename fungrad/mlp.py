@@ -16,6 +16,7 @@ runs in it, while losses and sums over the batch are taken in float32
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,12 @@ _HE_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "softplus")
 
 
 def _default_initializer(activation: str | Activation) -> Initializer:
-    name = get_activation(activation).name
+    return _initializer_for(get_activation(activation).name)
+
+
+@functools.cache
+def _initializer_for(name: str) -> Initializer:
+    """One initializer object per activation, so :func:`_init_program` is reused."""
     if name in _HE_FAMILY:
         # He: Var(w) = 2 / n_in keeps the variance of relu-like activations stable.
         return jax.nn.initializers.he_normal()
@@ -126,11 +132,21 @@ def init(
     _check_key(key)
     dtype = _check_dtype(dtype)
     initializer = weight_init if weight_init is not None else _default_initializer(activation)
-    keys = jax.random.split(key, len(sizes) - 1)
-    return [
-        {"w": initializer(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
-        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
-    ]
+    return _init_program(tuple(sizes), jnp.dtype(dtype), initializer)(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _init_program(sizes: tuple[int, ...], dtype: Any, initializer: Initializer):
+    """All layers' parameters drawn in one compiled call (one dispatch, not one per array)."""
+
+    def draw(key):
+        keys = jax.random.split(key, len(sizes) - 1)
+        return [
+            {"w": initializer(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
+            for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        ]
+
+    return jax.jit(draw)
 
 
 def check_params(params: Any, *, argname: str = "params") -> None:
