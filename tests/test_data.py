@@ -199,14 +199,24 @@ def test_csv_class_names_become_sorted_indices(tmp_path):
         ("1,2,0\n3,4\n", {}, ValueError, r"line 2: expected 3 fields"),
         ("1,2,0\n3,4,1,5\n", {}, ValueError, r"line 2: expected 3 fields"),
         ("1,2,0\n3,x,1\n", {}, ValueError, r"line 2, column index 1 mixes numbers with text"),
-        ("a,b,y\n1,,0\n", {}, ValueError, r"1 missing values .* in columns 'b' \(1\); first at lines 2;"),
+        (
+            "a,b,y\n1,,0\n",
+            {},
+            ValueError,
+            r"1 missing values .* in columns 'b' \(1\); first at lines 2;",
+        ),
         ("1,2,0\n3,4,\n", {}, ValueError, r"1 missing values .*index 2 \(1\)"),
         ("", {}, ValueError, r"no rows"),
         ("\n\n", {}, ValueError, r"no rows"),
         ("a,b,y\n", {}, ValueError, r"no data rows"),
         ("1\n2\n", {}, ValueError, r"at least two columns"),
         ("1,2,nan\n", {}, ValueError, r"missing values"),
-        ("1,inf,0\n", {}, ValueError, r"line 1, column index 1: expected a finite number, got 'inf'"),
+        (
+            "1,inf,0\n",
+            {},
+            ValueError,
+            r"line 1, column index 1: expected a finite number within float32's range, got 'inf'",
+        ),
     ],
 )
 def test_csv_broken_files(tmp_path, text, kwargs, error, message):

@@ -303,3 +303,39 @@ def test_numeric_labels_of_new_rows_are_numbers(tmp_path):
     _, y = data.load_rows(write(tmp_path / "n.csv", "x,cyl\n1,6.0\n2,8\n"), table=schema,
                           n_features=1)  # fmt: skip
     assert y.tolist() == [6, 8] and y.dtype == np.int64
+
+
+def test_decimal_commas_in_a_semicolon_file_are_numbers_with_a_note(tmp_path):
+    path = write(tmp_path / "wine.csv", "alcohol;acid;quality\n7,4;0,7;5\n7,8;1;5\n11,2;0,28;6\n")
+    loaded = data.load_csv(path, task="classification")
+    np.testing.assert_allclose(loaded.x, [[7.4, 0.7], [7.8, 1.0], [11.2, 0.28]], rtol=1e-6)
+    assert [c.kind for c in loaded.table.features] == ["decimal", "decimal"]
+    assert any("decimal comma" in note for note in loaded.notes)
+    x, _ = data.load_rows(write(tmp_path / "new.csv", "acid;alcohol\n0,5;9,5\n"),
+                          table=loaded.table, n_features=2)  # fmt: skip
+    np.testing.assert_allclose(x, [[9.5, 0.5]], rtol=1e-6)
+
+
+def test_a_ragged_row_in_a_semicolon_file_is_reported_by_line(tmp_path):
+    path = write(tmp_path / "r.csv", "a;b;y\n1;2;0\n3;4;1;5\n5;6;0\n7;8;1\n")
+    with pytest.raises(ValueError, match=r"line 3: expected 3 fields like the first row, got 4"):
+        data.load_csv(path)
+
+
+def test_a_numeric_label_column_with_a_word_is_an_error(tmp_path):
+    path = write(tmp_path / "l.csv", "a,y\n1,2\n2,10\n3,x\n4,2\n")
+    with pytest.raises(ValueError, match=r"line 4, label column 'y' mixes numbers with text"):
+        data.load_csv(path)
+
+
+def test_old_mac_line_endings_and_all_numeric_files(tmp_path):
+    path = write(tmp_path / "mac.csv", "a,b,y\r1,2,0\r3,4,1\r")
+    assert data.load_csv(path, task="classification").x.tolist() == [[1, 2], [3, 4]]
+    rows = "".join(f"{i},{i * 2},{i % 2}\n" for i in range(40))
+    numeric = data.load_csv(write(tmp_path / "n.csv", "a,b,y\n" + rows))
+    assert numeric.x.shape == (40, 2) and numeric.classes == [0, 1]
+
+
+def test_numbers_beyond_float32_are_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"line 3, column 'a': expected a finite number within"):
+        data.load_csv(write(tmp_path / "big.csv", "a,y\n1,0\n1e50,1\n"))

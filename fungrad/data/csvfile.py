@@ -68,6 +68,10 @@ class RawTable(NamedTuple):
         table = self.cells if self.cells is not None else self.numbers
         return table.shape[0]
 
+    def column(self, j: int) -> np.ndarray:
+        """Column ``j`` as read: float64 numbers for an all-numeric file, else text."""
+        return self.cells[:, j] if self.cells is not None else self.numbers[:, j]
+
     def column_text(self, j: int) -> np.ndarray:
         """Column ``j``'s cells as text ``(n,)`` (numbers written back with ``repr``)."""
         if self.cells is not None:
@@ -156,12 +160,14 @@ def read_table(
         header = _looks_like_header(first, sample)
         if not header:
             notes.append(f"{path.name}: no header row; columns are known by their index")
-    numbers = _all_numbers(text, delimiter, first_line if header else first_line - 1, len(first))
+    skip = first_line if header else first_line - 1
+    numbers = _all_numbers(text, delimiter, skip, len(first))
     if numbers is not None:
         if header and numbers.shape[0] == 0:
             raise ValueError(f"{path}: no data rows after the header")
         names = first if header else None
-        return RawTable(path, delimiter, header, names, None, numbers, None), notes
+        lines = _line_numbers(text, skip, numbers.shape[0])
+        return RawTable(path, delimiter, header, names, None, numbers, lines), notes
     lines, cells = _cells(text, delimiter, path, len(first), skip_first=header)
     if header and cells.shape[0] == 0:
         raise ValueError(f"{path}: no data rows after the header")
@@ -170,9 +176,12 @@ def read_table(
 
 def _text(path: Path, max_bytes: int) -> str:
     try:
-        return _read(path, max_bytes).decode("utf-8-sig")
+        text = _read(path, max_bytes).decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: expected UTF-8 text ({error})") from error
+    if "\r" in text:  # Windows (\r\n) and old Mac (\r) line endings
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def _shown(delimiter: str) -> str:
@@ -181,7 +190,7 @@ def _shown(delimiter: str) -> str:
 
 def _rows(text: str, delimiter: str, path: Path):
     """Non-blank rows ``(line where the row starts, stripped fields)``."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 1
     try:
         for row in reader:
@@ -194,7 +203,12 @@ def _rows(text: str, delimiter: str, path: Path):
 
 
 def _detect_delimiter(text: str, path: Path) -> str:
-    """The delimiter giving the first rows one width of at least two (the widest wins)."""
+    """The delimiter splitting the first rows into the most columns, consistently.
+
+    A candidate fits when it gives at least two fields and all but one in ten of the first
+    rows (at least one) have its most common width, so that a ragged row is reported by its
+    line; among those, the widest wins, then the first of :data:`DELIMITERS`.
+    """
     sample = text[: 1 << 16]
     if len(text) > len(sample):
         sample = sample[: sample.rfind("\n") + 1] or sample
@@ -202,10 +216,14 @@ def _detect_delimiter(text: str, path: Path) -> str:
     for candidate in DELIMITERS:
         try:
             rows = zip(range(_SAMPLE_ROWS), _rows(sample, candidate, path), strict=False)
-            widths = {len(fields) for _, (_, fields) in rows}
+            widths = [len(fields) for _, (_, fields) in rows]
         except ValueError:
             continue
-        if len(widths) == 1 and (width := widths.pop()) > max(best_width, 1):
+        if not widths:
+            continue
+        width = max(set(widths), key=widths.count)
+        consistent = widths.count(width) >= len(widths) - max(1, len(widths) // 10)
+        if width >= 2 and consistent and width > best_width:
             best, best_width = candidate, width
     return best
 
@@ -227,6 +245,14 @@ def _looks_like_header(first: list[str], sample: list[list[str]]) -> bool:
         if words[j] and numeric and all(numeric):
             return True
     return all(words) and (not sample or any(first[j] not in below[j] for j in range(width)))
+
+
+def _line_numbers(text: str, skip: int, n_rows: int) -> np.ndarray | None:
+    """The line of each non-blank line after the first ``skip`` (``None`` if they are not
+    ``n_rows``, as when a quoted field spans lines)."""
+    numbered = enumerate(text.split("\n"), 1)
+    lines = np.fromiter((i for i, line in numbered if i > skip and line.strip()), dtype=np.int64)
+    return lines if lines.shape[0] == n_rows else None
 
 
 def _all_numbers(text: str, delimiter: str, skip: int, width: int) -> np.ndarray | None:

@@ -53,7 +53,10 @@ def _features(x: np.ndarray, where: str) -> np.ndarray:
         raise TypeError(f"{where}: expected numeric inputs, got dtype {x.dtype}")
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{where}: expected a non-empty array of samples, got shape {x.shape}")
-    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    x = x.reshape(x.shape[0], -1)
+    if x.shape[1] == 0:
+        raise ValueError(f"{where}: expected at least one feature per sample, got shape {x.shape}")
+    x = x.astype(np.float32)
     check_finite(where, x, what="input values (beyond float32 included)")
     return x
 

@@ -4,6 +4,8 @@ A feature column's kind is fitted on the training file and saved with the run, s
 are encoded the same way:
 
 * ``"number"``: every cell reads as a number; used as it is.
+* ``"decimal"``: in a file not separated by commas, numbers written with a decimal comma
+  (``7,4`` is 7.4), as spreadsheets in many languages write them.
 * ``"bool"``: every cell is one of ``true``/``false``/``yes``/``no`` (any case); ``1`` for
   ``true``/``yes``, ``0`` for ``false``/``no``.
 * ``"onehot"``: any other text. Each of the ``k`` levels (the distinct texts, sorted) gets a
@@ -27,6 +29,7 @@ from fungrad.data.csvfile import is_number
 MAX_LEVELS = 100
 """The most levels a text column may have to be one-hot encoded."""
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TRUE = frozenset({"true", "yes"})
 FALSE = frozenset({"false", "no"})
 
@@ -36,7 +39,7 @@ class Column(NamedTuple):
 
     Attributes:
         name: the column's header name, or its index in a file without a header.
-        kind: ``"number"``, ``"bool"`` or ``"onehot"``.
+        kind: ``"number"``, ``"decimal"``, ``"bool"`` or ``"onehot"``.
         levels: the one-hot levels in the order of their columns (else empty).
     """
 
@@ -62,7 +65,12 @@ def shown(name: str | int) -> str:
 
 
 def fit_column(
-    name: str | int, cells: np.ndarray, lines: np.ndarray | None, where: str
+    name: str | int,
+    cells: np.ndarray,
+    lines: np.ndarray | None,
+    where: str,
+    *,
+    decimal_comma: bool = False,
 ) -> tuple[Column, np.ndarray]:
     """The kind of a feature column, from its (non-missing) training cells, and the cells
     encoded (as :func:`encode_column` encodes them).
@@ -78,6 +86,9 @@ def fit_column(
     if values is not None:
         column = Column(name, "number")
         return column, _finite(column, values, cells, lines, where)[:, None]
+    if decimal_comma and _decimal_commas(cells):
+        column = Column(name, "decimal")
+        return column, encode_column(column, cells, lines, where)
     numeric = _numeric_mask(cells)
     lowered = np.char.lower(cells)
     if np.isin(lowered, list(TRUE | FALSE)).all():
@@ -110,6 +121,8 @@ def encode_column(
     """
     if column.kind == "number":
         return _numbers(column, cells, lines, where)[:, None]
+    if column.kind == "decimal":
+        return _numbers(column, np.char.replace(cells, ",", "."), lines, where)[:, None]
     if column.kind == "bool":
         lowered = np.char.lower(cells)
         bad = np.flatnonzero(~np.isin(lowered, list(TRUE | FALSE)))
@@ -144,13 +157,23 @@ def _numbers(column: Column, cells: np.ndarray, lines, where: str) -> np.ndarray
 
 
 def _finite(column: Column, values, cells, lines, where: str) -> np.ndarray:
-    bad = np.flatnonzero(~np.isfinite(values))
+    """``values``, unless one is NaN, infinite, or beyond float32's range (which the model's
+    inputs are read into)."""
+    bad = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX))
     if bad.size:
         raise ValueError(
             f"{where}: {_at(lines, bad[0])}column {shown(column.name)}: expected a finite "
-            f"number, got {str(cells[bad[0]])!r} ({bad.size} such values)"
+            f"number within float32's range, got {str(cells[bad[0]])!r} ({bad.size} such values)"
         )
     return values
+
+
+def _decimal_commas(cells: np.ndarray) -> bool:
+    """Whether every cell is a number, some written with a decimal comma (``-7,25``)."""
+    with_commas = np.char.count(cells, ",") == 1
+    if not with_commas.any() or (np.char.count(cells, ".") > 0).any():
+        return False
+    return bool(_numeric_mask(np.char.replace(cells, ",", ".")).all())
 
 
 def _numeric_mask(cells: np.ndarray) -> np.ndarray:

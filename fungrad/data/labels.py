@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from fungrad.data.csvfile import is_number
-from fungrad.data.encoding import shown
+from fungrad.data.encoding import FLOAT32_MAX, shown
 
 TASKS = ("auto", "classification", "regression")
 MAX_AUTO_CLASSES = 100
@@ -47,6 +47,7 @@ def fit_labels(
     values = _numbers(cells)
     n = cells.shape[0]
     if values is None:
+        _refuse_mixed(cells, lines, name, where)
         if task == "regression":
             k = next(i for i, c in enumerate(cells) if not is_number(c))
             raise ValueError(
@@ -63,11 +64,11 @@ def fit_labels(
             y.astype(np.int64),
             note,
         )
-    bad = np.flatnonzero(~np.isfinite(values))
+    bad = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX))
     if bad.size:
         raise ValueError(
             f"{where}: {_at(lines, bad[0])}label column {shown(name)}: expected a finite "
-            f"number, got {str(cells[bad[0]])!r}"
+            f"number within float32's range, got {str(cells[bad[0]])!r}"
         )
     integers = bool(np.all(values == np.round(values)))
     distinct = np.unique(values)
@@ -108,6 +109,18 @@ def label_values(
     if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
         return values.astype(np.int64)
     return values if task != "unknown" else values.astype(np.float32)
+
+
+def _refuse_mixed(cells: np.ndarray, lines, name, where: str) -> None:
+    """Numbers with a few words among them are a typo or an unmarked missing value."""
+    distinct, first = np.unique(cells, return_index=True)
+    numeric = np.array([is_number(c) for c in distinct], dtype=bool)
+    if numeric.any():
+        k = int(first[~numeric].min())
+        raise ValueError(
+            f"{where}: {_at(lines, k)}label column {shown(name)} mixes numbers with text "
+            f"({str(cells[k])!r}); mark missing values as NA, or fix the label"
+        )
 
 
 def _auto(integers: bool, distinct: int, n: int, name) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def load(
     label_column: str | int = -1,
     labels: str | None = None,
     max_bytes: int = MAX_BYTES,
-    **table_options,
+    **table_options: Any,
 ) -> Dataset:
     """Load a dataset by bundled name or from a file, choosing the loader by format.
 

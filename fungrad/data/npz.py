@@ -14,7 +14,11 @@ import numpy as np
 from fungrad.data.dataset import Dataset, PathLike, _dataset, _features
 from fungrad.data.files import MAX_BYTES, _max_bytes, _path, _size, _too_big
 
-_DAMAGED = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+# zipfile raises NotImplementedError / RuntimeError for unsupported or encrypted members.
+_DAMAGED = (
+    OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+    RuntimeError,
+)  # fmt: skip
 
 
 def load_npz(path: PathLike, *, max_bytes: int = MAX_BYTES) -> Dataset:

@@ -42,7 +42,7 @@ def table_rows(
     lines = None if raw.lines is None else raw.lines[rows]
     where = str(path)
     blocks = [
-        encode_column(column, raw.column_text(j)[rows], lines, where)
+        encode_column(column, _cells(raw, j, column)[rows], lines, where)
         for column, j in zip(schema.features, positions, strict=True)
     ]
     x = np.concatenate(blocks, axis=1).astype(np.float32)
@@ -50,6 +50,11 @@ def table_rows(
         return x, None
     cells = raw.column_text(label)[rows]
     return x, label_values(cells, schema.task, schema.classes, schema.label, lines, where)
+
+
+def _cells(raw: RawTable, j: int, column) -> np.ndarray:
+    """A number column's cells as read (floats stay floats); other kinds need the text."""
+    return raw.column(j) if column.kind == "number" else raw.column_text(j)
 
 
 def legacy_schema(

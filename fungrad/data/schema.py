@@ -81,10 +81,29 @@ class TableSchema(NamedTuple):
             )  # fmt: skip
         except (KeyError, TypeError) as error:
             raise ValueError(f"table schema: missing or malformed entry ({error!r})") from error
-        unknown = [c.kind for c in features if c.kind not in ("number", "bool", "onehot")]
+        unknown = [
+            c.kind for c in features if c.kind not in ("number", "decimal", "bool", "onehot")
+        ]
         if unknown:
             raise ValueError(f"table schema: unknown column kind {unknown[0]!r}")
+        _check_positions(schema)
         return schema
+
+
+def _check_positions(schema: TableSchema) -> None:
+    """Columns known by name need a header; known by index, they must lie in the file."""
+    names = [c.name for c in schema.features]
+    if schema.header:
+        bad = [n for n in names if not isinstance(n, str)]
+    else:
+        everything = [*names, schema.label]
+        bad = [n for n in everything if type(n) is not int or not 0 <= n < schema.width]
+        bad += [] if bad or len(set(everything)) == len(everything) else ["a repeated index"]
+    if schema.width < 2 or not names or bad:
+        raise ValueError(
+            f"table schema: damaged column list ({bad[0] if bad else 'too few columns'!r}) for "
+            f"a file of {schema.width} columns"
+        )
 
 
 def column_index(

@@ -121,14 +121,14 @@ def fit_table(raw: RawTable, *, label_column, task, columns, drop_columns, missi
     notes += [note] if note else []
     lines = None if raw.lines is None else raw.lines[rows]
     label_name = column_name(label, names)
-    task, classes, y, note = fit_labels(
-        raw.column_text(label)[rows], lines, label_name, task, where
-    )
+    task, classes, y, note = fit_labels(raw.column(label)[rows], lines, label_name, task, where)
     notes += [f"{raw.path.name}: {note}"] if note else []
     features, blocks = [], []
     for j in kept:
-        cells = raw.column_text(j)[rows]
-        column, block = fit_column(column_name(j, names), cells, lines, where)
+        cells = raw.column(j)[rows]
+        column, block = fit_column(
+            column_name(j, names), cells, lines, where, decimal_comma=raw.delimiter != ","
+        )
         features.append(column)
         blocks.append(block)
         if column.kind != "number":
@@ -175,7 +175,7 @@ def _is_index(raw: RawTable) -> bool:
 
 def _index_range(raw: RawTable) -> str | None:
     """``"the row numbers 1..n"`` (or ``0..n-1``), ``"row names"``, or ``None``."""
-    cells = raw.column_text(0)
+    cells = raw.column(0)
     try:
         values = cells.astype(np.float64)
     except ValueError:
@@ -219,6 +219,8 @@ def _complete_rows(raw: RawTable, used: list[int], missing: str) -> tuple[np.nda
 
 
 def _encoding_note(column) -> str:
+    if column.kind == "decimal":
+        return f"column {shown(column.name)}: numbers with a decimal comma (7,5 read as 7.5)"
     if column.kind == "bool":
         return f"column {shown(column.name)}: true/yes read as 1, false/no as 0"
     levels = ", ".join(column.levels[:6]) + (", ..." if len(column.levels) > 6 else "")
