@@ -31,6 +31,7 @@ import numpy as np
 from fungrad.graph import (  # noqa: F401  (importing a rules module registers its rules)
     rules_control,
     rules_elementwise,
+    rules_indexing,
     rules_linear,
     rules_reduce,
     rules_structure,
