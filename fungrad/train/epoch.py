@@ -56,7 +56,7 @@ def _step(program: Program, optimizer, x, y):
             x_batch, y_batch, weights = jax.lax.with_sharding_constraint(
                 (x_batch, y_batch, weights), program.batch_sharding
             )
-        value, grads, y_hat = program.grad_fn(state.params, x_batch, y_batch, weights)
+        value, grads, y_hat = program.source.grad_fn(state.params, x_batch, y_batch, weights)
         rule = rule_for_params(optimizer, state.params)
         updates, opt_state = rule.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -118,7 +118,7 @@ def advance(program: Program, optimizer, carry: Carry, x, y, validation) -> Carr
     """Run one epoch, record its metrics, keep the best, and set ``code`` if the run must stop."""
     new_state, metrics = run_epoch(program, optimizer, carry.state, x, y)
     if validation is not None:
-        for name, value in program.eval_fn(new_state.params, *validation).items():
+        for name, value in program.source.eval_fn(new_state.params, *validation).items():
             metrics["val_" + name] = value
     finite = jnp.isfinite(metrics["loss"]) & _all_finite(new_state.params)
     state = tree_where(finite, new_state, carry.state)

@@ -16,30 +16,13 @@ from fungrad.activations import Activation
 from fungrad.losses import Loss
 from fungrad.optim import is_low_precision
 from fungrad.stopping import StopCondition
-from fungrad.train import saving
+from fungrad.train import saving, sources
 from fungrad.train.epoch import advance_compiled, initial_carry, rule_for_params, stop_reason
 from fungrad.train.program import Program, build_program, check_optimizer, history_dtype
 from fungrad.train.state import DIVERGED, Carry, FitResult, StopTraining, TrainState
 
 GradientSource = str | Callable[..., tuple[jax.Array, Any]]
-
-
-def model_config(params, loss, activation, output_activation, gradients) -> dict:
-    """The model part of a checkpoint's config: enough to apply an MLP's params again."""
-    from fungrad import mlp
-    from fungrad.activations import get_activation
-    from fungrad.losses import get_loss
-
-    if callable(gradients):
-        return {"model": "custom", "loss": get_loss(loss).name}
-    return {
-        "model": "mlp",
-        "sizes": mlp.layer_sizes(params),
-        "activation": get_activation(activation).name,
-        "output_activation": get_activation(output_activation).name,
-        "loss": get_loss(loss).name,
-        "gradients": gradients,
-    }
+Model = Callable[[Any, jax.Array], jax.Array]
 
 
 def _mismatch_hint(leaf, template) -> str:
@@ -141,9 +124,10 @@ def fit(
     epochs: int,
     key: jax.Array,
     batch_size: int | None = None,
-    activation: str | Activation = "relu",
-    output_activation: str | Activation = "identity",
-    gradients: GradientSource = "backprop",
+    model: Model | None = None,
+    activation: str | Activation | None = None,
+    output_activation: str | Activation | None = None,
+    gradients: GradientSource | None = None,
     stop: StopCondition | Sequence[StopCondition] | None = None,
     validation: tuple[jax.Array, jax.Array] | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
@@ -156,26 +140,38 @@ def fit(
 ) -> FitResult:
     """Train by minimising the mean loss with ``optimizer``, one compiled epoch at a time.
 
-    Each step computes ``(L, g) = gradients(params, x_batch, y_batch)`` and applies
+    The objective of a batch is the weighted mean of the per-sample loss,
+    ``L(w) = sum_i v_i l(F(x_i; w), y_i) / sum_i v_i``, with ``F = model`` (an MLP when
+    ``model`` is left out) and weights ``v_i = 1``, or 0 for the padding rows of a last partial
+    batch. Each step computes ``(L, g)`` by the ``gradients`` source and applies
     ``w <- w + optimizer.update(g)``. ``batch_size=None`` is full-batch gradient descent (one
     step per epoch); otherwise every epoch shuffles on the device and visits each sample once.
 
     Args:
-        params: initial parameters (an MLP's layer list, or any pytree with a callable
-            ``gradients``).
-        x: inputs ``(n_samples, n_in)``.
-        y: targets, as the loss takes them.
+        params: initial parameters: an MLP's layer list (:func:`fungrad.mlp.init`), or any
+            pytree of float arrays that ``model`` (or a ``gradients`` callable) takes.
+        x: inputs, one row per sample: ``(n_samples, n_in)`` for an MLP, any
+            ``(n_samples, ...)`` that ``model`` takes.
+        y: targets, as the loss takes them, checked against the model's output shape.
         loss: a loss name or :class:`fungrad.Loss`.
         optimizer: any ``optax.GradientTransformation`` (see :mod:`fungrad.optim`).
         epochs: the most epochs to run (always a cap). Resuming a checkpoint, the cap counts
             the epochs already in it.
         key: PRNG key for shuffling.
         batch_size: minibatch size, or ``None`` for the full batch.
-        activation: hidden activation of the MLP.
-        output_activation: output activation of the MLP.
-        gradients: ``"backprop"`` (fungrad's engine), ``"autodiff"`` (``jax.value_and_grad``) or
-            a callable ``(params, x, y) -> (loss, grads)`` (it may also accept ``weights=``, the
-            per-sample weights of a padded last batch).
+        model: any pure function ``model(params, x) -> y_hat`` taking a batch ``x`` and
+            returning one output row ``(batch, k)`` per sample; left out, ``params`` are an
+            MLP's. The same function object with the same settings reuses the compiled
+            program. Its output shape is read with ``jax.eval_shape`` (nothing is computed)
+            to check ``y``.
+        activation: hidden activation of the MLP (default ``"relu"``); MLP only.
+        output_activation: output activation of the MLP (default ``"identity"``); MLP only.
+        gradients: where ``(L, g)`` comes from: ``"backprop"`` (the MLP engine; MLPs only, the
+            default for them), ``"graph"`` (the general engine, :mod:`fungrad.graph`, on the
+            computational graph of the objective; any model, the default with ``model``),
+            ``"jax"`` (``jax.value_and_grad`` of the same objective; ``"autodiff"`` is an alias),
+            or a callable ``(params, x, y) -> (loss, grads)`` computing everything itself (it may
+            also accept ``weights=``, the per-sample weights of a padded last batch).
         stop: a condition from :mod:`fungrad.stopping`, or a list; the first that holds ends
             the run.
         validation: ``(x_val, y_val)`` evaluated after each epoch (``val_`` metrics).
@@ -214,18 +210,29 @@ def fit(
         ...              optimizer=optim.gd(0.1), epochs=50, key=jax.random.key(1))
         >>> result.epochs_run
         50
+
+        Any model, by the general engine:
+
+        >>> def line(p, x):
+        ...     return x * p["slope"] + p["intercept"]
+        >>> result = fit({"slope": jnp.zeros(1), "intercept": jnp.zeros(1)}, x, 2 * x + 1,
+        ...              model=line, loss="l2", optimizer=optim.gd(0.2), epochs=100,
+        ...              key=jax.random.key(1))
+        >>> round(float(result.params["slope"][0]), 3), round(float(result.params["intercept"][0]), 3)
+        (2.0, 1.0)
     """
     if on_divergence not in ("stop", "raise"):
         raise ValueError(f"on_divergence: expected 'stop' or 'raise', got {on_divergence!r}")
     check_optimizer(optimizer)
+    source = sources.resolve(
+        loss, model=model, gradients=gradients, activation=activation,
+        output_activation=output_activation,
+    )  # fmt: skip
     program, x, y, validation = build_program(
-        params, x, y, loss=loss, epochs=epochs, batch_size=batch_size, activation=activation,
-        output_activation=output_activation, gradients=gradients, stop=stop,
+        params, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
         validation=validation, keep_best=keep_best, mesh=mesh,
     )  # fmt: skip
-    config = saving.fit_config(
-        program, model_config(params, loss, activation, output_activation, gradients)
-    )
+    config = saving.fit_config(program, source.describe(params))
     saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
     carry = _start(program, params, optimizer, key, initial_state, mesh)
     carry, message = _loop(program, optimizer, carry, (x, y, validation), callback, saver, config)

@@ -1,31 +1,29 @@
 """A run's static description, checked: the :class:`Program` the compiled loop is built from.
 
 Everything a user can get wrong is checked here, before anything compiles: data shapes and
-values, the batch size, the gradient source, stop conditions against the metrics the run
-records, the ``keep_best`` metric and the mesh.
+values (through the gradient source's own checks, :mod:`fungrad.train.sources`), the batch
+size, stop conditions against the metrics the run records, the ``keep_best`` metric and the
+mesh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fungrad import _checks, mlp, parallel, stopping
+from fungrad import _checks, parallel, stopping
 from fungrad._checks import positive_int
-from fungrad.activations import get_activation
-from fungrad.losses import Loss, accumulation_dtype, get_loss, prepare_targets
+from fungrad.losses import accumulation_dtype
 from fungrad.stopping import StopCondition
-from fungrad.train import sources
+from fungrad.train.sources import Source
 
 
 class Program(NamedTuple):
     """The static description of a run: everything except the arrays."""
 
-    grad_fn: Callable  # (params, x, y, weights) -> (loss, grads, y_hat or None)
-    eval_fn: Callable  # (params, x, y) -> dict of metrics
+    source: Source  # grad_fn, eval_fn and the model's checks
     n: int
     batch_size: int | None
     epochs: int
@@ -53,7 +51,7 @@ def as_stops(stop) -> tuple[StopCondition, ...]:
     return stops
 
 
-def check_data(names: tuple[str, str], x, y, params, loss: Loss, is_mlp: bool):
+def check_data(names: tuple[str, str], x, y, params, source: Source):
     """Check inputs and targets; ``names`` are what errors call them, e.g. ``("x", "y")``."""
     x_name, y_name = names
     x, y = jnp.asarray(x), jnp.asarray(y)
@@ -64,11 +62,7 @@ def check_data(names: tuple[str, str], x, y, params, loss: Loss, is_mlp: bool):
             f"{y_name}: expected {x.shape[0]} rows to match {x_name}, got shape {y.shape}"
         )
     _check_finite(x_name, x)
-    if is_mlp:
-        x = mlp.check_input(params, x, argname=x_name)
-        if x.ndim != 2:
-            raise ValueError(f"{x_name}: expected a batch (n_samples, n_in), got shape {x.shape}")
-        y = prepare_targets(loss, y, (x.shape[0], mlp.layer_sizes(params)[-1]), argname=y_name)
+    x, y = source.prepare(params, x, y, names)
     _check_finite(y_name, y)
     return x, y
 
@@ -93,20 +87,6 @@ def history_dtype(params):
     """The float dtype of the recorded metrics: the params' own, float32 for bfloat16/float16."""
     leaves = [leaf for leaf in jax.tree.leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating)]
     return accumulation_dtype(jnp.result_type(*leaves)) if leaves else jnp.float32
-
-
-def _sources(params, loss: Loss, activation, output_activation, gradients):
-    hidden = get_activation(activation)
-    output = get_activation(output_activation, argname="output_activation")
-    if callable(gradients):
-        return (*sources.callable_source(gradients), False)
-    if gradients in ("backprop", "autodiff"):
-        mlp.check_params(params)
-        return (*sources.mlp_sources(loss, hidden, output, gradients), True, True)
-    raise ValueError(
-        "gradients: expected 'backprop', 'autodiff' or a callable "
-        f"(params, x, y) -> (loss, grads), got {gradients!r}"
-    )
 
 
 def _check_batch_size(batch_size, n: int, takes_weights: bool) -> int | None:
@@ -148,12 +128,9 @@ def build_program(
     x,
     y,
     *,
-    loss,
+    source: Source,
     epochs,
     batch_size,
-    activation,
-    output_activation,
-    gradients,
     stop,
     validation,
     keep_best=None,
@@ -162,21 +139,15 @@ def build_program(
 ):
     """Check every argument of a run and return ``(program, x, y, validation)`` on device."""
     epochs = positive_int("epochs", epochs)
-    loss = get_loss(loss)
     _checks.floating_leaves("params", params)
-    grad_fn, eval_fn, takes_weights, is_mlp = _sources(
-        params, loss, activation, output_activation, gradients
-    )
-    x, y = check_data(("x", "y"), x, y, params, loss, is_mlp)
+    x, y = check_data(("x", "y"), x, y, params, source)
     n = x.shape[0]
-    batch_size = _check_batch_size(batch_size, n, takes_weights)
-    metrics = ["loss", "grad_norm"] + (["accuracy"] if is_mlp and loss.classification else [])
+    batch_size = _check_batch_size(batch_size, n, source.takes_weights)
+    metrics = ["loss", "grad_norm"] + [m for m in source.metrics if m != "loss"]
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("validation: expected a pair (x_val, y_val)")
-        validation = check_data(
-            ("validation[0]", "validation[1]"), *validation, params, loss, is_mlp
-        )
+        validation = check_data(("validation[0]", "validation[1]"), *validation, params, source)
         metrics += ["val_" + m for m in metrics if m != "grad_norm"]
     stops = as_stops(stop)
     best = _check_metric_use(stops, keep_best, metrics)
@@ -188,7 +159,5 @@ def build_program(
         x, y, validation = parallel.place((x, y, validation), parallel.replicated(mesh))
     else:
         x, y, validation = jax.device_put((x, y, validation))
-    program = Program(
-        grad_fn, eval_fn, n, batch_size, epochs, stops, tuple(metrics), batch_sharding, best
-    )
+    program = Program(source, n, batch_size, epochs, stops, tuple(metrics), batch_sharding, best)
     return program, x, y, validation

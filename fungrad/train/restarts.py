@@ -24,9 +24,9 @@ from fungrad import parallel, stopping
 from fungrad.activations import Activation
 from fungrad.losses import Loss
 from fungrad.stopping import StopCondition
-from fungrad.train import saving
+from fungrad.train import saving, sources
 from fungrad.train.epoch import advance, initial_carry, rule_for_params, stop_reason
-from fungrad.train.fit import GradientSource, check_like, model_config
+from fungrad.train.fit import GradientSource, Model, check_like
 from fungrad.train.program import build_program, check_optimizer, history_dtype
 from fungrad.train.state import DIVERGED, Carry, RestartsResult, StopTraining, TrainState
 
@@ -62,38 +62,57 @@ def _train_runs(carry, learning_rates, limit, x, y, validation, *, program, opti
     return jax.vmap(one_run, in_axes=(0, lr_axis))(carry, learning_rates)
 
 
-def _stack_runs(params):
-    if isinstance(params, (list, tuple)) and params and not isinstance(params[0], dict):
-        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
-    return params
+def _stacked(runs: list | tuple):
+    """A list of runs' params as one pytree stacked on a leading run axis."""
+    try:
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"params: every run's params must have the same structure and shapes ({error})"
+        ) from None
 
 
-def _check_runs(params, learning_rates, optimizer):
-    """The stacked params and learning rates, checked; returns them and the run count."""
-    params = _stack_runs(params)
-    if learning_rates is not None:
-        learning_rates = jnp.asarray(learning_rates)
-        if learning_rates.ndim != 1 or learning_rates.shape[0] == 0:
-            raise ValueError(
-                f"learning_rates: expected a non-empty 1-D sequence, got shape {learning_rates.shape}"
-            )
-        if not bool(jnp.all((learning_rates > 0) & jnp.isfinite(learning_rates))):
-            raise ValueError(f"learning_rates: expected finite values > 0, got {learning_rates}")
-        if not callable(optimizer) or hasattr(optimizer, "update"):
-            raise TypeError(
-                "optimizer: with learning_rates, expected a factory learning_rate -> "
-                "GradientTransformation (e.g. fungrad.optim.sgd), got an optimizer instance"
-            )
-        if isinstance(params, list) and params and jnp.ndim(params[0]["w"]) == 2:
-            runs = learning_rates.shape[0]
-            params = jax.tree.map(lambda a: jnp.broadcast_to(a, (runs, *a.shape)), params)
-    else:
+def _check_learning_rates(learning_rates, optimizer):
+    if learning_rates is None:
         check_optimizer(optimizer)
+        return None
+    learning_rates = jnp.asarray(learning_rates)
+    if learning_rates.ndim != 1 or learning_rates.shape[0] == 0:
+        raise ValueError(
+            f"learning_rates: expected a non-empty 1-D sequence, got shape {learning_rates.shape}"
+        )
+    if not bool(jnp.all((learning_rates > 0) & jnp.isfinite(learning_rates))):
+        raise ValueError(f"learning_rates: expected finite values > 0, got {learning_rates}")
+    if not callable(optimizer) or hasattr(optimizer, "update"):
+        raise TypeError(
+            "optimizer: with learning_rates, expected a factory learning_rate -> "
+            "GradientTransformation (e.g. fungrad.optim.sgd), got an optimizer instance"
+        )
+    return learning_rates
+
+
+def _check_runs(params, learning_rates, optimizer, layout: str):
+    """The params stacked on a run axis and the learning rates, checked; and the run count.
+
+    ``layout`` says what ``params`` are (the gradient source tells): one run's params (they
+    then start every run of a ``learning_rates`` grid), a list of runs, or stacked runs.
+    """
+    learning_rates = _check_learning_rates(learning_rates, optimizer)
+    if layout == "list":
+        params = _stacked(params)
+    elif layout == "one":
+        if learning_rates is None:
+            raise ValueError(
+                "params: got one model's params; expected a list of runs or params stacked "
+                "on a leading run axis (or learning_rates, to start every run from these)"
+            )
+        runs = learning_rates.shape[0]
+        params = jax.tree.map(lambda a: jnp.broadcast_to(a, (runs, *jnp.shape(a))), params)
     leaves = jax.tree.leaves(params)
     if not leaves or jnp.ndim(leaves[0]) == 0:
         raise ValueError("params: expected a list of runs or params stacked on a leading run axis")
     runs = leaves[0].shape[0]
-    if any(leaf.shape[0] != runs for leaf in leaves):
+    if any(jnp.ndim(leaf) == 0 or leaf.shape[0] != runs for leaf in leaves):
         raise ValueError("params: every leaf must have the same leading run axis")
     if learning_rates is not None and learning_rates.shape[0] != runs:
         raise ValueError(
@@ -200,9 +219,10 @@ def fit_restarts(
     key: jax.Array,
     learning_rates: Sequence[float] | jax.Array | None = None,
     batch_size: int | None = None,
-    activation: str | Activation = "relu",
-    output_activation: str | Activation = "identity",
-    gradients: GradientSource = "backprop",
+    model: Model | None = None,
+    activation: str | Activation | None = None,
+    output_activation: str | Activation | None = None,
+    gradients: GradientSource | None = None,
     stop: StopCondition | Sequence[StopCondition] | None = None,
     validation: tuple[jax.Array, jax.Array] | None = None,
     select: str | None = None,
@@ -226,7 +246,11 @@ def fit_restarts(
     Args:
         params: a list of R initial params, or one pytree stacked on a leading run axis
             (e.g. ``jax.vmap(lambda k: mlp.init(k, sizes))(keys)``). With ``learning_rates``
-            and a single unstacked MLP, that MLP starts every run.
+            and one model's params (unstacked), they start every run. Which of these
+            ``params`` are is read off the MLP layout, or for ``model`` off whether the model
+            applies to ``params`` (one run) or to ``params[0]`` (a list of runs), by
+            ``jax.eval_shape``.
+        model: any pure ``model(params, x) -> y_hat``, as in :func:`fit`.
         optimizer: a ``GradientTransformation``; with ``learning_rates``, a factory
             ``learning_rate -> GradientTransformation`` (``fungrad.optim.sgd``, ``optax.adam``,
             ``functools.partial(fungrad.optim.momentum, beta=0.9)``); the learning rate is then
@@ -253,18 +277,22 @@ def fit_restarts(
     Returns:
         A :class:`RestartsResult`.
     """
-    params, learning_rates, runs = _check_runs(params, learning_rates, optimizer)
+    source = sources.resolve(
+        loss, model=model, gradients=gradients, activation=activation,
+        output_activation=output_activation,
+    )  # fmt: skip
+    x = jnp.asarray(x)
+    params, learning_rates, runs = _check_runs(
+        params, learning_rates, optimizer, source.layout(params, x)
+    )
     first = jax.tree.map(lambda a: a[0], params)
     program, x, y, validation = build_program(
-        first, x, y, loss=loss, epochs=epochs, batch_size=batch_size, activation=activation,
-        output_activation=output_activation, gradients=gradients, stop=stop,
+        first, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
         validation=validation, keep_best=keep_best, mesh=mesh,
         mesh_axes=(parallel.DATA_AXIS, parallel.RUNS_AXIS),
     )  # fmt: skip
     metric, mode = _select_metric(program, select, mode)
-    config = saving.fit_config(
-        program, model_config(first, loss, activation, output_activation, gradients)
-    )
+    config = saving.fit_config(program, source.describe(first))
     saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
     keys = jax.random.split(key, runs)
     params, keys, learning_rates = _spread(mesh, runs, params, keys, learning_rates)
