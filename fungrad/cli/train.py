@@ -88,6 +88,7 @@ def _epochs_done(saved) -> int:
 
 
 def _train(args, interruption: Interruption) -> int:
+    _say(args, "fungrad train: starting JAX ...")  # on screen at once; importing JAX takes a while
     import jax
 
     from fungrad.cli.cache import use_compile_cache
