@@ -11,6 +11,7 @@ The plot uses matplotlib's Agg canvas directly, so the user's pyplot backend is 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -158,6 +159,32 @@ def _label_axes(axes, shown: list) -> None:
         axis.grid(alpha=0.3)
 
 
+def _warm_up() -> None:
+    """Import matplotlib and render a tiny figure, so that fonts and the renderer are ready."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D  # noqa: F401  (imported now for draw_history)
+    from matplotlib.ticker import MaxNLocator  # noqa: F401
+
+    figure = Figure(figsize=(1, 1))
+    canvas = FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    axis.plot([0, 1], [1, 0])
+    axis.set_title("warm-up")
+    canvas.draw()
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Start :func:`_warm_up` in a daemon thread while the run compiles and trains.
+
+    Importing matplotlib and loading its fonts take about a second; done while XLA compiles
+    (which releases the GIL), the plot after training costs only its drawing.
+    """
+    thread = threading.Thread(target=_warm_up, name="fungrad-plot-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def draw_history(runs: Sequence[Mapping[str, Any]], best: int, *, title: str):
     """Draw the training curves of one or more runs on a new matplotlib figure.
 
@@ -188,7 +215,12 @@ def draw_history(runs: Sequence[Mapping[str, Any]], best: int, *, title: str):
     has_accuracy = any(
         run["history"].get(name) for run in runs for name in ("accuracy", "val_accuracy")
     )
-    figure = Figure(figsize=(12 if has_accuracy else 8, 4.5), layout="constrained")
+    width = 12 if has_accuracy else 8
+    figure = Figure(figsize=(width, 4.5))
+    # Fixed margins (a layout engine costs more than the drawing): 1.9 inches on the right
+    # for the legend, room for the title above and the axis labels below and left.
+    figure.subplots_adjust(left=0.75 / width, right=1 - 1.9 / width, bottom=0.12, top=0.88,
+                           wspace=0.25)  # fmt: skip
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2 if has_accuracy else 1, squeeze=False)[0]
     colours, several = _colours(len(runs)), len(runs) > 1
@@ -214,7 +246,9 @@ def draw_history(runs: Sequence[Mapping[str, Any]], best: int, *, title: str):
         handles.append(Line2D([], [], color="0.35", marker="x", linestyle="none", label="clipped"))
     _label_axes(axes, shown)
     figure.suptitle(title)
-    figure.legend(handles=handles, loc="outside right upper", fontsize=8)
+    figure.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1 - 1.8 / width, 0.88), fontsize=8
+    )
     return figure
 
 

@@ -123,6 +123,10 @@ def _train_in(args, interruption, config, prepared, run_folder, saved) -> int:
     common = _fit_options(config, prepared, args.devices)
     writer = RunWriter(run_folder, config, runs)
     _say(args, f"compiling and training; the run is saved in {folder.relative(run_folder)}")
+    if args.plot:
+        from fungrad.cli.plot import warm_up_in_background
+
+        warm_up_in_background()
     progress = Progress(config["epochs"], _epochs_done(saved), _shown(args), interruption)
     try:
         outcome = _fit(config, prepared, writer, saved, dict(common, callback=progress))
