@@ -107,6 +107,16 @@ def check_lesson_graphs(output: str, out: Path) -> None:
         assert "digraph" in (out / f"{name}.dot").read_text()
 
 
+def check_cnn_digits(output: str, out: Path) -> None:
+    assert _number(output, "test accuracy =") >= 0.9  # 4 epochs in quick mode; 0.98+ in full
+
+
+def check_residual_mlp(output: str, out: Path) -> None:
+    assert _number(output, "graph vs jax gradient, max relative difference:") < 1e-5
+    variance = _number(output, "variance of the clean function =")
+    assert _number(output, "loss against the clean function =") < 0.1 * variance
+
+
 CHECKS = {
     "parabola": check_parabola,
     "rolling_ball": check_rolling_ball,
@@ -119,6 +129,8 @@ CHECKS = {
     "custom_activation": check_custom_activation,
     "per_sample_grads": check_per_sample_grads,
     "lesson_graphs": check_lesson_graphs,
+    "cnn_digits": check_cnn_digits,
+    "residual_mlp": check_residual_mlp,
 }
 
 
