@@ -77,3 +77,32 @@ def test_quick_saving_benchmark_counts_the_saves_and_writes_json(tmp_path):
         assert row["control_paired"] > 0
         assert row["parts"]["file_bytes"] > 0
         assert row["parts"]["save_s"] > 0
+
+
+JOB = SCRIPT.parent / "job.py"
+
+
+def test_quick_job_benchmark_pairs_fungrad_train_with_the_raw_script(tmp_path):
+    out = tmp_path / "job.json"
+    completed = subprocess.run(
+        [sys.executable, str(JOB), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| round | raw s | cold s | warm s | cold / raw | warm / raw |" in completed.stdout
+    figures = json.loads(out.read_text())
+    assert figures["mode"] == "quick"
+    (row,) = figures["rounds"]
+    for variant in ("raw", "cold", "warm"):
+        assert row[variant]["process_s"] > 0
+        # Two epochs of the same job: both learn the digits well past chance.
+        assert row[variant]["test_accuracy"] > 0.5, row
+    assert row["cold"]["epochs_run"] == row["warm"]["epochs_run"] == 2
+    assert row["cold_vs_raw"] == row["cold"]["process_s"] / row["raw"]["process_s"]
+    assert figures["ratios"]["cold"]["median"] == row["cold_vs_raw"]
+    terminal = figures["terminal"]
+    assert terminal["lines"][0]["line"].startswith("fungrad train")
+    assert 0 < terminal["first_line_s"] < terminal["process_s"]
+    assert any(line["line"].startswith("test ") for line in terminal["lines"])
