@@ -59,3 +59,27 @@ def test_no_standardize_targets_is_recorded(prices, tmp_path, capsys):
     run = fungrad.load_run(tmp_path / "raw")
     assert run.config["standardize_targets"] is False
     assert run.config["preprocessing"]["target"] is None
+
+
+@pytest.mark.slow
+def test_defaults_converge_on_a_housing_table(tmp_path, capsys):
+    """A Boston-housing-like table (an R row-number column, a 0/1 column, features on
+    scales from 0.1 to 400): the default learning rate of a regression does not diverge."""
+    rng = np.random.default_rng(5)
+    n = 506
+    scale = [8, 23, 6, 0.25, 0.1, 0.7, 28, 2, 8.7, 168, 2, 91, 7]
+    centre = [3.6, 11, 11, 0.07, 0.55, 6.3, 68, 3.8, 9.5, 408, 18, 356, 12.6]
+    x = rng.normal(size=(n, 13)) * scale + centre
+    x[:, 3] = rng.random(n) < 0.07
+    medv = np.clip(22 + 5 * (x[:, 5] - 6.3) - 0.5 * (x[:, 12] - 12.6) + rng.normal(size=n) * 3,
+                   5, 50)  # fmt: skip
+    lines = ['"rownames",' + ",".join(f'"c{j}"' for j in range(13)) + ',"medv"']
+    lines += [
+        f"{i + 1}," + ",".join(f"{v:.4g}" for v in x[i]) + f",{medv[i]:.1f}" for i in range(n)
+    ]
+    path = tmp_path / "housing.csv"
+    path.write_text("\n".join(lines) + "\n")
+    status, summary = train(capsys, path, tmp_path / "run")
+    assert status == 0 and summary["epochs_run"] == 30  # no divergence
+    assert summary["test_rmse"] < 0.7 * np.std(medv)
+    assert fungrad.load_run(tmp_path / "run").config["learning_rate"] == 0.02

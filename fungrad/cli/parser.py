@@ -311,7 +311,7 @@ def _add_optimization_options(optimization) -> None:
         "--learning-rate",
         type=_positive_float,
         default=None,
-        help="step size (default: 0.05, adam 0.001)",
+        help="step size (default: 0.05; 0.02 for a regression; adam 0.001)",
     )
     optimization.add_argument(
         "--beta", type=_fraction, default=0.9, help="momentum coefficient in [0, 1) (default: 0.9)"

@@ -19,7 +19,7 @@ from fungrad.cli import UsageError, folder
 from fungrad.cli.prepare import prepare
 from fungrad.cli.progress import Progress
 from fungrad.cli.results import Outcome, finish
-from fungrad.cli.settings import new_config, resumed_config
+from fungrad.cli.settings import default_learning_rate, new_config, resumed_config
 from fungrad.cli.signals import Interruption, interruptible
 from fungrad.cli.writer import RunWriter
 
@@ -103,6 +103,8 @@ def _train(args, interruption: Interruption) -> int:
         for note in prepared.notes:
             print(note, file=sys.stderr, flush=True)
     config.update(loss=prepared.loss, sizes=prepared.sizes, preprocessing=prepared.preprocessing)
+    if config["learning_rate"] is None:
+        config["learning_rate"] = default_learning_rate(config)
     claimed = run_folder is None and not (args.out is not None and args.out.exists())
     if run_folder is None:
         run_folder = folder.claim(args.out, args.overwrite)
