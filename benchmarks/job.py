@@ -263,14 +263,14 @@ def _distinct(lines: list[tuple[float, str]]) -> list[dict]:
     its first and its last drawing."""
     seen, kept, bar = set(), [], None
     for when, text in lines:
-        if text.startswith("epochs"):
+        if text.startswith("epochs:"):
             bar = {"s": round(when, 3), "line": text[:100]}
-        kind = "epochs" if text.startswith("epochs") else text
+        kind = "epochs:" if text.startswith("epochs:") else text
         if kind not in seen:
             seen.add(kind)
             kept.append({"s": round(when, 3), "line": text[:100]})
     if bar is not None and bar not in kept:
-        index = next(i for i, line in enumerate(kept) if line["line"].startswith("epochs"))
+        index = next(i for i, line in enumerate(kept) if line["line"].startswith("epochs:"))
         kept.insert(index + 1, bar)
     return kept
 

@@ -33,6 +33,8 @@ Usage::
     python benchmarks/run.py --quick         # smoke run, under a minute
     python benchmarks/run.py --json out.json # also write every figure as JSON
     python benchmarks/run.py --rounds 4      # fewer rounds (a rough look, not the record)
+    python benchmarks/run.py --batches 32,1024,8192 --restart-runs 1,16,64 \\
+        --matmul-sizes 1024,2048,4096,8192   # the GPU record (benchmarks/device.sh)
 """
 
 from __future__ import annotations
@@ -1114,6 +1116,17 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _positive_ints(text: str) -> tuple[int, ...]:
+    """``"32,1024"`` -> ``(32, 1024)``; anything else is an argparse error."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 32,1024, got {text!r}")
+    return values
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and repeats (smoke run)")
@@ -1121,8 +1134,36 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--rounds", type=int, metavar="N", help="rounds of the training-step table (a rough look)"
     )
+    parser.add_argument(
+        "--batches",
+        type=_positive_ints,
+        metavar="B,B,...",
+        help="batch sizes of the training-step table (default 32,128,1024; quick 32); the "
+        "restarts run at the first",
+    )
+    parser.add_argument(
+        "--restart-runs",
+        type=_positive_ints,
+        metavar="R,R,...",
+        help="restart counts R of the restarts table (default 1,4,16; quick 2)",
+    )
+    parser.add_argument(
+        "--matmul-sizes",
+        type=_positive_ints,
+        metavar="N,N,...",
+        help="square matmul sizes sampled for the machine limit (default 1024,2048; quick 512)",
+    )
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
+    if args.matmul_sizes is not None:
+        config = dataclasses.replace(config, matmul_sizes=args.matmul_sizes)
+    if args.batches is not None:
+        # A batch size the mode knows keeps its rounds; another gets the mode's last.
+        known = dict(zip(config.batches, config.rounds, strict=True))
+        rounds = tuple(known.get(b, config.rounds[-1]) for b in args.batches)
+        config = dataclasses.replace(config, batches=args.batches, rounds=rounds)
+    if args.restart_runs is not None:
+        config = dataclasses.replace(config, restart_runs=args.restart_runs)
     if args.rounds is not None:
         if args.rounds < 1:
             parser.error("--rounds: expected a positive integer")

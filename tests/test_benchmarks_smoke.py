@@ -1,6 +1,7 @@
 """The benchmark script runs end to end in its quick mode (peers that are not installed are skipped)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,44 @@ def test_quick_job_benchmark_pairs_fungrad_train_with_the_raw_script(tmp_path):
     assert terminal["lines"][0]["line"].startswith("fungrad train")
     assert 0 < terminal["first_line_s"] < terminal["process_s"]
     assert any(line["line"].startswith("test ") for line in terminal["lines"])
+
+
+DEVICE = SCRIPT.parent / "device.sh"
+
+
+def test_quick_device_script_records_every_step_and_goes_on_after_a_failure(tmp_path):
+    # An interpreter that refuses the float64 check: that step must be recorded as failed,
+    # with its message, and every later step must still run.
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" check --dtype float64 "*) echo "no float64 here" >&2; exit 3 ;; esac\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        ["bash", str(DEVICE), "--quick", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": str(python)},
+    )
+    assert completed.returncode == 1, completed.stderr[-4000:]
+    report = json.loads((out / "device.json").read_text())
+    assert report["mode"] == "quick"
+    assert report["backend"] == "cpu"
+    steps = {step["name"]: step for step in report["steps"]}
+    assert report["failed"] == ["check-float64"]
+    assert steps["check-float64"]["exit_code"] == 3
+    assert "no float64 here" in steps["check-float64"]["stderr_tail"]
+    for name in ("backend", "check-float32", "tests-quick", "bench"):
+        assert steps[name]["status"] == "ok", steps[name]
+    # No GPU here: the GPU-only parts are skipped, saying why.
+    assert steps["scaling"]["status"].startswith("skipped")
+    assert report["bench"]["mode"] == "quick"
+    assert {row["runs"] for row in report["bench"]["restarts"]} == {1, 2}
+    markdown = (out / "device.md").read_text()
+    assert "| check-float64 | failed | 3 |" in markdown
+    assert "### Targets" in markdown
+    assert "===== tests-quick" in (out / "device.log").read_text()
