@@ -263,16 +263,20 @@ def test_cnn_restarts_equal_fit_one_by_one(cnn_run):
 
 
 @pytest.mark.slow
-def test_one_models_params_start_every_run_of_a_learning_rate_grid():
+def test_one_models_params_start_every_run_of_a_learning_rate_grid(count_compilations):
     params = residual_init(jax.random.key(0))
     x, y = _regression()
+    settings = dict(model=residual_mlp, loss="l2", optimizer=optim.sgd, epochs=3)
     result = fungrad.fit_restarts(
-        params, x, y, model=residual_mlp, loss="l2", optimizer=optim.sgd,
-        learning_rates=[0.01, 0.05], epochs=3, key=jax.random.key(1),
-    )  # fmt: skip
+        params, x, y, learning_rates=[0.01, 0.05], key=jax.random.key(1), **settings
+    )
     assert result.history["loss"].shape == (2, 3)
     assert result.history["loss"][0, 0] == pytest.approx(result.history["loss"][1, 0])
     assert result.history["loss"][1, -1] < result.history["loss"][0, -1]
+    key = jax.random.key(2)
+    with count_compilations() as compiled:
+        fungrad.fit_restarts(params, x, y, learning_rates=[0.02, 0.03], key=key, **settings)
+    assert compiled == []
     with pytest.raises(ValueError, match=r"^params: got one model's params"):
         fungrad.fit_restarts(
             params, x, y, model=residual_mlp, loss="l2", optimizer=SGD, epochs=3,

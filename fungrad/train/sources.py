@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fungrad import backprop, graph, mlp
 from fungrad.activations import Activation, get_activation
-from fungrad.losses import Loss, get_loss, in_accumulation_dtype, prepare_targets, zero_one
+from fungrad.losses import Loss, get_loss, in_accumulation_dtype, zero_one
+from fungrad.train import model_checks
 
 ENGINES = ("backprop", "graph", "jax")
 ALIASES = {"autodiff": "jax"}
@@ -49,7 +49,8 @@ class Source(NamedTuple):
         grad_fn: ``(params, x, y, weights) -> (loss, grads, y_hat or None)``.
         eval_fn: ``(params, x, y) -> {"loss": ..., ["accuracy": ...]}``.
         prepare: ``(params, x, y, names) -> (x, y)``: the params' layout and the data checked
-            for this model (``names`` are what errors call ``x`` and ``y``).
+            for this model (``names`` are what errors call ``x`` and ``y``); see
+            :mod:`fungrad.train.model_checks`.
         layout: ``(params, x) -> "one" | "list" | "stacked"``: whether ``params`` are one run's,
             a list of runs', or runs stacked on a leading axis.
         describe: ``params -> dict``, the model part of a checkpoint's config.
@@ -114,39 +115,7 @@ def _differentiated(model: Callable, loss: Loss, engine: str) -> Callable:
     return grad_fn
 
 
-def _layout_by(is_one_run: Callable) -> Callable:
-    def layout(params, x) -> str:
-        if is_one_run(params, x):
-            return "one"
-        if isinstance(params, (list, tuple)) and params and is_one_run(params[0], x):
-            return "list"
-        return "stacked"
-
-    return layout
-
-
 # --------------------------------------------------------------------------- the MLP
-
-
-def _is_one_mlp(params, x=None) -> bool:
-    return (
-        isinstance(params, (list, tuple))
-        and bool(params)
-        and all(isinstance(layer, dict) and jnp.ndim(layer.get("w")) == 2 for layer in params)
-    )
-
-
-def _mlp_prepare(loss: Loss) -> Callable:
-    def prepare(params, x, y, names):
-        x_name, y_name = names
-        mlp.check_params(params)
-        x = mlp.check_input(params, x, argname=x_name)
-        if x.ndim != 2:
-            raise ValueError(f"{x_name}: expected a batch (n_samples, n_in), got shape {x.shape}")
-        k = mlp.layer_sizes(params)[-1]
-        return x, prepare_targets(loss, y, (x.shape[0], k), argname=y_name)
-
-    return prepare
 
 
 @functools.cache
@@ -173,55 +142,18 @@ def mlp_source(loss: Loss, hidden: Activation, output: Activation, engine: str) 
 
     grad_fn = backprop_grad_fn if engine == "backprop" else _differentiated(model, loss, engine)
     return Source(
-        engine, grad_fn, _evaluation(model, loss), _mlp_prepare(loss), _layout_by(_is_one_mlp),
-        describe, True, _metrics(loss),
-    )  # fmt: skip
+        name=engine,
+        grad_fn=grad_fn,
+        eval_fn=_evaluation(model, loss),
+        prepare=model_checks.mlp_prepare(loss),
+        layout=model_checks.layout_by(model_checks.is_one_mlp),
+        describe=describe,
+        takes_weights=True,
+        metrics=_metrics(loss),
+    )
 
 
 # --------------------------------------------------------------------------- any model
-
-
-def _one_row(x) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.result_type(x))
-
-
-def _output_of(model: Callable, params, x, x_name: str):
-    """The model's output for one row of ``x``, as shapes only: nothing is computed."""
-    row = _one_row(x)
-    try:
-        out = jax.eval_shape(model, params, row)
-    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as error:
-        raise ValueError(
-            f"model: could not be applied to params and one row of {x_name} (shape "
-            f"{row.shape}): {error}"
-        ) from error
-    if not isinstance(out, jax.ShapeDtypeStruct) or out.ndim != 2 or out.shape[0] != 1:
-        got = f"shape {out.shape}" if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
-        raise ValueError(
-            f"model: expected one output row (batch, k) per row of {x_name}, got {got} for "
-            f"one row of shape {row.shape}"
-        )
-    return out
-
-
-def _model_prepare(model: Callable, loss: Loss) -> Callable:
-    def prepare(params, x, y, names):
-        x_name, y_name = names
-        k = _output_of(model, params, x, x_name).shape[1]
-        return x, prepare_targets(loss, y, (x.shape[0], k), argname=y_name)
-
-    return prepare
-
-
-def _applies_to_one_run(model: Callable) -> Callable:
-    def is_one_run(params, x) -> bool:
-        try:
-            out = jax.eval_shape(model, params, _one_row(x))
-        except Exception:  # noqa: BLE001 (a probe: params the model cannot take are not one run)
-            return False
-        return isinstance(out, jax.ShapeDtypeStruct) and out.ndim == 2 and out.shape[0] == 1
-
-    return is_one_run
 
 
 def _model_name(model: Callable) -> str:
@@ -243,21 +175,18 @@ def model_source(model: Callable, loss: Loss, engine: str) -> Source:
         }
 
     return Source(
-        engine, _differentiated(model, loss, engine), _evaluation(model, loss),
-        _model_prepare(model, loss), _layout_by(_applies_to_one_run(model)), describe, True,
-        _metrics(loss),
-    )  # fmt: skip
+        name=engine,
+        grad_fn=_differentiated(model, loss, engine),
+        eval_fn=_evaluation(model, loss),
+        prepare=model_checks.model_prepare(model, loss),
+        layout=model_checks.layout_by(model_checks.applies_to(model)),
+        describe=describe,
+        takes_weights=True,
+        metrics=_metrics(loss),
+    )
 
 
 # --------------------------------------------------------------------------- a user's callable
-
-
-def _callable_layout(params, x) -> str:
-    if _is_one_mlp(params):
-        return "one"
-    if isinstance(params, (list, tuple)) and params and not isinstance(params[0], dict):
-        return "list"
-    return "stacked"
 
 
 @functools.cache
@@ -287,9 +216,15 @@ def callable_source(gradients: Callable, loss: Loss) -> Source:
         return {"model": "custom", "loss": loss.name}
 
     return Source(
-        "callable", grad_fn, eval_fn, prepare, _callable_layout, describe, takes_weights,
-        ("loss",),
-    )  # fmt: skip
+        name="callable",
+        grad_fn=grad_fn,
+        eval_fn=eval_fn,
+        prepare=prepare,
+        layout=model_checks.callable_layout,
+        describe=describe,
+        takes_weights=takes_weights,
+        metrics=("loss",),
+    )
 
 
 # --------------------------------------------------------------------------- choosing one
