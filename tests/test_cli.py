@@ -291,9 +291,13 @@ def test_check_agrees_with_jax_grad(capsys):
     status, out, _ = run(capsys, "check", "--trials", "1", "--dtype", "float32")
     assert status == 0
     # Every built-in activation x loss (and any activation registered earlier in the session).
-    rows = int(re.search(r"all (\d+) rows agree with jax.grad", out).group(1))
+    rows = int(re.search(r"all (\d+) rows agree with jax.grad, in both engines", out).group(1))
     assert rows >= 32
     assert out.count("\n") == rows + 3
+    header, *table = out.splitlines()[1:-1]
+    assert "backprop" in header and "graph" in header
+    for row in table:  # activation, loss, then one error per engine
+        assert len(row.split()) == 4 and all(float(e) <= 2e-3 for e in row.split()[2:])
 
 
 @pytest.mark.slow
@@ -303,6 +307,26 @@ def test_check_fails_when_the_tolerance_cannot_be_met(capsys):
     )
     assert status == 1
     assert "disagree" in out and "FAIL" in out
+
+
+@pytest.mark.slow
+def test_check_finds_a_wrong_rule_in_the_general_engine(capsys):
+    from jax import lax
+
+    from fungrad import graph
+    from fungrad.graph import registry
+
+    tanh_rule = registry.rule_for(lax.tanh_p)
+    graph.defvjp(lax.tanh_p, lambda g, ans, x, **params: (1.01 * tanh_rule(g, ans, x)[0],))
+    try:
+        status, out, _ = run(capsys, "check", "--trials", "1", "--dtype", "float32")
+    finally:
+        graph.defvjp(lax.tanh_p, tanh_rule)
+    assert status == 1
+    failing = [line.split()[:2] for line in out.splitlines() if "FAIL" in line]
+    # Only the graph column of the tanh rows: the MLP engine and jax.grad use no graph rule.
+    assert failing and all(activation == "tanh" for activation, _ in failing)
+    assert all(line.endswith("FAIL (graph)") for line in out.splitlines() if "FAIL" in line)
 
 
 @pytest.mark.slow
