@@ -9,8 +9,10 @@
 #   device.md     a markdown table of the steps, then each step's table
 #   device.log    every step's full output
 #
-#   benchmarks/device.sh [--quick] [OUT_DIR]      (OUT_DIR defaults to $OUT, else device-out)
+#   benchmarks/device.sh [--quick] [--skip STEP,...] [OUT_DIR]
 #
+# OUT_DIR defaults to $OUT, else device-out. The steps: backend, nvidia-smi, check-float32,
+# check-float64, tests-quick, bench, job, scaling; --skip leaves the named ones out.
 # A step that fails is recorded as failed and the next one runs; the script exits 1 at the
 # end if any step failed. On a CPU-only machine the GPU-only parts (batch 8192, R = 64, the
 # large matmul sizes) are skipped and the CPU defaults run instead. --quick runs everything
@@ -22,13 +24,20 @@ cd "$(dirname "$0")/.."
 
 quick=0
 out=""
-for arg in "$@"; do
-  case "$arg" in
+skipped=","
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) quick=1 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "device.sh: unknown option $arg (expected --quick or an output folder)" >&2; exit 2 ;;
-    *) out="$arg" ;;
+    --skip)
+      [ $# -ge 2 ] || { echo "device.sh: --skip needs step names, e.g. --skip job,tests-quick" >&2; exit 2; }
+      skipped="$skipped$2,"
+      shift
+      ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -*) echo "device.sh: unknown option $1 (expected --quick, --skip STEPS or an output folder)" >&2; exit 2 ;;
+    *) out="$1" ;;
   esac
+  shift
 done
 out="${out:-${OUT:-device-out}}"
 mkdir -p "$out"
@@ -37,6 +46,8 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 if [ "$quick" = 1 ]; then step_timeout="${STEP_TIMEOUT:-300}"; else step_timeout="${STEP_TIMEOUT:-900}"; fi
+# The checkout's fungrad, installed or not.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 : >"$out/device.log"
@@ -47,6 +58,10 @@ trap 'rm -rf "$work"' EXIT
 step() {
   local name="$1"
   shift
+  if [[ "$skipped" == *",$name,"* ]]; then
+    skip "$name" "--skip"
+    return
+  fi
   local started rc=0
   started=$(date +%s.%N)
   echo "device.sh: $name ..." >&2
@@ -111,7 +126,9 @@ fi
 
 devices="$("$PYTHON" -c "import jax; print(jax.device_count())" 2>/dev/null || echo 1)"
 if [ "$gpu" = 1 ] && [ "$devices" -gt 1 ]; then
-  step scaling "$PYTHON" benchmarks/scaling.py --devices "1,2,$devices"
+  counts="1,2"
+  [ "$devices" -gt 2 ] && counts="$counts,$devices"
+  step scaling "$PYTHON" benchmarks/scaling.py --devices "$counts"
 else
   skip scaling "data-parallel scaling needs more than one GPU ($devices device(s), $backend)"
 fi

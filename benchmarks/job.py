@@ -161,12 +161,15 @@ def digits_file() -> Path:
 
 
 def environment(**changes: str) -> dict[str, str]:
-    """This process's environment without any compile-cache settings, plus ``changes``."""
+    """This process's environment without any compile-cache settings, plus ``changes``; the
+    fungrad this benchmark found comes first on ``PYTHONPATH``, installed or not."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("FUNGRAD_COMPILE_CACHE", "FUNGRAD_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")
     }
+    path = [str(digits_file().parents[2]), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(path)
     env.update(changes)
     return env
 
