@@ -8,8 +8,9 @@ make sense raises :class:`~fungrad.checkpoint.CheckpointError` naming the file.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -79,12 +80,46 @@ def read_checkpoint(path) -> tuple[Path, checkpoint.Checkpoint]:
             f"{file}: the checkpoint has no model description (config['fit']); load_run reads "
             "run folders of fungrad train and checkpoints of fit(..., checkpoint=...)"
         )
-    if fit.get("model") != "mlp":
+    if fit.get("model") not in ("mlp", "custom"):
         raise checkpoint.CheckpointError(
             f"{file}: the checkpoint holds a {fit.get('model')!r} model; load_run predicts "
-            "with MLPs only (model 'mlp')"
+            "with an MLP or a model function (model 'mlp' or 'custom')"
         )
     return file, saved
+
+
+def model_function(config: dict, model: Callable | None, file: Path) -> Callable | None:
+    """The model of a ``"custom"`` checkpoint: ``model`` if given, else the function its
+    config names (``fungrad.cnn.apply``), imported; ``None`` for an MLP.
+
+    Raises:
+        CheckpointError: if the function cannot be imported and ``model`` is not given, or
+            the run records no input width to predict on.
+    """
+    fit = config["fit"]
+    if fit.get("model") == "mlp":
+        return None
+    if "n_features" not in (config.get("preprocessing") or {}):
+        raise checkpoint.CheckpointError(
+            f"{file}: a checkpoint of fit(model=...) records no input width to predict on; "
+            "call the model on its parameters directly (checkpoint.restore(...).state.params)"
+        )
+    if model is not None:
+        return model
+    name = str(fit.get("function", ""))
+    module, _, attribute = name.rpartition(".")
+    try:
+        found = importlib.import_module(module)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if not callable(found):
+        raise checkpoint.CheckpointError(
+            f"{file}: the run's model function {name!r} cannot be imported; pass it: "
+            "fungrad.load_run(path, model=apply_fn)"
+        )
+    return found
 
 
 @contextlib.contextmanager
@@ -147,10 +182,16 @@ def choose(saved) -> tuple[dict, object, object, int | None]:
     For stacked restarts that is the saved ``best_run`` (or the best by value); its history
     is trimmed to the epochs it ran.
     """
-    stacked = jnp.ndim(saved.state.params[0]["w"]) == 3
+    is_mlp = saved.config["fit"].get("model") == "mlp"
+    if is_mlp:
+        stacked = jnp.ndim(saved.state.params[0]["w"]) == 3
+    else:
+        runs = saved.config.get("runs", 1)  # the number of runs (fungrad train)
+        stacked = (runs if isinstance(runs, int) else len(runs)) > 1
     run = select_run(saved.config, saved.best) if stacked else None
     params, last, best_epoch = chosen_params(saved, run)
-    mlp.check_params(params)
+    if is_mlp:
+        mlp.check_params(params)
     return history_of(saved.history, run, saved.progress), params, last, best_epoch
 
 

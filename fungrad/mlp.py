@@ -17,6 +17,7 @@ runs in it, while losses and sums over the batch are taken in float32
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,14 +40,36 @@ def _default_initializer(activation: str | Activation) -> Initializer:
     return _initializer_for(get_activation(activation).name)
 
 
+# The standard deviation of a unit normal truncated to [-2, 2]: dividing by it gives the
+# truncated draw the variance asked for (as jax.nn.initializers.variance_scaling does).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _truncated_normal(variance: Callable[[int, int], float]) -> Initializer:
+    """``(key, (n_in, n_out), dtype) -> w`` with ``Var(w) = variance(n_in, n_out)``.
+
+    The draws of ``jax.nn.initializers.he_normal()`` / ``glorot_normal()`` (equal up to the
+    last bit's rounding), made as one flat vector and reshaped: XLA on CPU compiles a flat
+    draw about four times faster.
+    """
+
+    def initializer(key, shape, dtype=jnp.float32):
+        n_in, n_out = shape
+        std = jnp.array(math.sqrt(variance(n_in, n_out)) / _TRUNCATED_STD, dtype)
+        flat = jax.random.truncated_normal(key, -2.0, 2.0, (n_in * n_out,), dtype)
+        return (flat * std).reshape(shape)
+
+    return initializer
+
+
 @functools.cache
 def _initializer_for(name: str) -> Initializer:
     """One initializer object per activation, so :func:`_init_program` is reused."""
     if name in _HE_FAMILY:
         # He: Var(w) = 2 / n_in keeps the variance of relu-like activations stable.
-        return jax.nn.initializers.he_normal()
+        return _truncated_normal(lambda n_in, n_out: 2.0 / n_in)
     # Glorot: Var(w) = 2 / (n_in + n_out) suits tanh, sigmoid and identity.
-    return jax.nn.initializers.glorot_normal()
+    return _truncated_normal(lambda n_in, n_out: 2.0 / (n_in + n_out))
 
 
 def _check_sizes(sizes: Any) -> list[int]:

@@ -55,9 +55,19 @@ CHUNK = 8192
 """Rows per compiled prediction call; longer inputs run in chunks of this size."""
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "output_activation", "head"))
-def _forward(params, x, *, activation: str, output_activation: str, head: str):
-    outputs = mlp.apply(params, x, activation=activation, output_activation=output_activation)
+@functools.cache
+def _mlp_model(activation: str, output_activation: str):
+    """The MLP's ``model(params, x)``: one function object per pair, so compiles are reused."""
+
+    def model(params, x):
+        return mlp.apply(params, x, activation=activation, output_activation=output_activation)
+
+    return model
+
+
+@functools.partial(jax.jit, static_argnames=("model", "head"))
+def _forward(params, x, *, model, head: str):
+    outputs = model(params, x)
     if head == "softmax":
         return jax.nn.softmax(outputs, axis=-1)
     if head == "sigmoid":
@@ -87,13 +97,23 @@ class Run:
     """
 
     def __init__(self, path: Path, config: dict, history: dict, params, last_params,
-                 best_epoch: int | None) -> None:  # fmt: skip
+                 best_epoch: int | None, model=None) -> None:  # fmt: skip
         fit, preprocessing = config["fit"], config.get("preprocessing") or {}
         self.path, self.config, self.history = path, config, history
         self.params, self.last_params, self.best_epoch = params, last_params, best_epoch
-        self.n_features, n_outputs = mlp.layer_sizes(params)[0], mlp.layer_sizes(params)[-1]
         self._loss = get_loss(fit["loss"])
-        self._activation, self._output_activation = fit["activation"], fit["output_activation"]
+        self._dtype = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype)
+        if model is None:  # an MLP
+            self._model = _mlp_model(fit["activation"], fit["output_activation"])
+            self._options = dict(activation=fit["activation"],
+                                 output_activation=fit["output_activation"])  # fmt: skip
+            self.n_features, n_outputs = mlp.layer_sizes(params)[0], mlp.layer_sizes(params)[-1]
+        else:
+            self._model, self._options = model, dict(model=model)
+            self.n_features = int(preprocessing["n_features"])
+            row = jax.ShapeDtypeStruct((1, self.n_features), self._dtype)
+            n_outputs = int(jax.eval_shape(model, params, row).shape[-1])
+        self._n_outputs = n_outputs
         self.task = preprocessing.get("task") or (
             "classification" if self._loss.classification else "regression"
         )
@@ -102,15 +122,17 @@ class Run:
         self.features = feature_names(preprocessing.get("features"), self.n_features, path)
         self.label_column = label_column_of(config)
         self._table = preprocessing.get("table")
-        self._dtype = np.dtype(params[0]["w"].dtype)
         self._from_command_line = config.get("format") == "fungrad-run"
         self._standardize = scaling(preprocessing.get("standardize"), self.n_features, path)
         self._target = scaling(preprocessing.get("target"), n_outputs, path)
 
     def __repr__(self) -> str:
-        sizes = "-".join(map(str, mlp.layer_sizes(self.params)))
+        if "model" in self._options:
+            model = self.config["fit"].get("function", "model")
+        else:
+            model = "mlp " + "-".join(map(str, mlp.layer_sizes(self.params)))
         best = "last epoch" if self.best_epoch is None else f"best epoch {self.best_epoch}"
-        return f"Run({str(self.path)!r}, mlp {sizes}, {self.task}, {best})"
+        return f"Run({str(self.path)!r}, {model}, {self.task}, {best})"
 
     # ----------------------------------------------------------------------- rows
 
@@ -183,16 +205,16 @@ class Run:
         """The model's outputs ``(n, k)`` on preprocessed rows (after ``head``), in chunks."""
         n = x.shape[0]
         size = CHUNK if n >= CHUNK else 1 << max(n - 1, 0).bit_length()
-        options = dict(activation=self._activation, output_activation=self._output_activation)
         chunks = []
         for start in range(0, n, size):
             part = x[start : start + size]
             rows = part.shape[0]
             if rows < size:
                 part = np.concatenate([part, np.zeros((size - rows, x.shape[1]), x.dtype)])
-            chunks.append(np.asarray(_forward(self.params, part, head=head, **options))[:rows])
+            outputs = _forward(self.params, part, model=self._model, head=head)
+            chunks.append(np.asarray(outputs)[:rows])
         if not chunks:
-            width = mlp.layer_sizes(self.params)[-1] * (2 if head == "sigmoid_pair" else 1)
+            width = self._n_outputs * (2 if head == "sigmoid_pair" else 1)
             return np.zeros((0, width), self._dtype)
         return np.concatenate(chunks)
 
@@ -263,8 +285,7 @@ class Run:
         y = np.asarray(y)
         if single:  # one row (d,) and its label or its (k,) targets
             y = y[None]
-        options = dict(loss=self._loss, activation=self._activation,
-                       output_activation=self._output_activation)  # fmt: skip
+        options = dict(loss=self._loss, **self._options)
         if self.task == "classification":
             targets = y if self.classes is None else class_indices(y, self.classes)
             return evaluate_mlp(self.params, x, targets, **options)
@@ -283,7 +304,7 @@ class Run:
 # --------------------------------------------------------------------------- reading a run
 
 
-def load_run(path: str | os.PathLike) -> Run:
+def load_run(path: str | os.PathLike, *, model=None) -> Run:
     """Read a run folder (its ``checkpoint.npz``) or a checkpoint file, to predict with.
 
     Args:
@@ -300,5 +321,6 @@ def load_run(path: str | os.PathLike) -> Run:
         ValueError: for a float64 run while JAX's double precision is off.
     """
     file, saved = _saved_run.read_checkpoint(path)
+    model = _saved_run.model_function(saved.config, model, file)
     with _saved_run.damage_reported(file):
-        return Run(file, saved.config, *_saved_run.choose(saved))
+        return Run(file, saved.config, *_saved_run.choose(saved), model=model)

@@ -89,9 +89,8 @@ def check(folder: Path, needed_bytes: int) -> None:
         raise UsageError(f"--out: {folder}: {error.strerror or error}") from None
 
 
-def checkpoint_bytes(sizes: list[int], itemsize: int, copies: int, runs: int) -> int:
+def checkpoint_bytes(parameters: int, itemsize: int, copies: int, runs: int) -> int:
     """About the bytes of one checkpoint: ``copies`` parameter-sized trees per run, plus slack."""
-    parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     return parameters * itemsize * copies * runs + 1_000_000
 
 

@@ -123,11 +123,48 @@ def prepare(config) -> Prepared:
     for name in ("y_train", "y_val", "y_test"):
         parts = parts._replace(**{name: _scaled(target, getattr(raw, name))})
     loss = _loss(config, dataset)
-    sizes = [dataset.x.shape[1], *config["hidden"], _output_width(loss, dataset)]
+    width = _output_width(loss, dataset)
+    if config.get("model", "mlp") == "cnn":
+        _check_images(config, dataset)
+        sizes = [dataset.x.shape[1], *CNN_CHANNELS, width]
+    else:
+        sizes = [dataset.x.shape[1], *config["hidden"], width]
     preprocessing = _preprocessing(dataset, standardize, target)
     return Prepared(raw, parts, loss, sizes, preprocessing, dataset.notes)
 
 
-def parameter_count(sizes: list[int]) -> int:
-    """The number of weights and biases of an MLP with these layer sizes."""
+CNN_CHANNELS = (16, 32)
+"""The filters of ``--model cnn``'s two convolutions (see :mod:`fungrad.cnn`)."""
+
+
+def _check_images(config, dataset) -> None:
+    """``--model cnn`` needs square images: their side, or a usage error."""
+    from fungrad import cnn
+
+    try:
+        cnn.image_side(dataset.x.shape[1])
+    except ValueError as error:
+        raise UsageError(f"{error} (the bundled digits and IDX images are)") from None
+
+
+def parameter_count(config) -> int:
+    """The number of weights and biases of the run's model (``config["sizes"]``)."""
+    sizes = config["sizes"]
+    if config.get("model", "mlp") == "cnn":
+        import math
+
+        n_features, c1, c2, outputs = sizes
+        side = math.ceil(math.ceil(math.isqrt(n_features) / 2) / 2)
+        return 9 * c1 + c1 + 9 * c1 * c2 + c2 + (side * side * c2 + 1) * outputs
     return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def model_name(config) -> str:
+    """``"MLP 64-64-10"``, or ``"CNN 8x8, conv16-conv32-10"``."""
+    sizes = config["sizes"]
+    if config.get("model", "mlp") == "cnn":
+        import math
+
+        side = math.isqrt(sizes[0])
+        return f"CNN {side}x{side}, conv{sizes[1]}-conv{sizes[2]}-{sizes[3]}"
+    return "MLP " + "-".join(str(size) for size in sizes)

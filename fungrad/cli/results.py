@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fungrad.cli import folder
-from fungrad.cli.prepare import parameter_count
+from fungrad.cli.prepare import model_name, parameter_count
 from fungrad.cli.summary import print_summary, write_json
 
 DIVERGED_STATUS = 3
@@ -56,8 +56,7 @@ def finish(args, config, prepared, writer, outcome, progress, interruption) -> i
     Otherwise the saved run is evaluated, the summary written and printed; then 3 if the run
     that predicts diverged, 0 if not.
     """
-    sizes = "-".join(str(size) for size in config["sizes"])
-    title = f"{Path(str(config['data'])).name}: MLP {sizes}, {config['loss']}"
+    title = f"{Path(str(config['data'])).name}: {model_name(config)}, {config['loss']}"
     written = writer.finish(outcome.reasons, args.plot, title)
     where = folder.relative(writer.folder)
     if interruption.signal is not None and any(
@@ -128,8 +127,9 @@ def _summary(config, writer, outcome, evaluation, progress, written) -> dict[str
 
     compile_s, train_s = progress.timings()
     summary = {
-        "data": config["data"], "sizes": config["sizes"], "loss": config["loss"],
-        "parameters": parameter_count(config["sizes"]), "optimizer": config["optimizer"],
+        "data": config["data"], "model": model_name(config), "sizes": config["sizes"],
+        "loss": config["loss"], "parameters": parameter_count(config),
+        "optimizer": config["optimizer"],
         "learning_rate": writer.labels[outcome.best_run]["learning_rate"],
         "epochs_run": outcome.epochs_run, "stop_reason": outcome.reasons[outcome.best_run],
         **_best_figures(writer, outcome),

@@ -18,7 +18,7 @@ from fungrad.cli import UsageError
 RUN_FORMAT = "fungrad-run"
 
 TRAINING = (
-    "data", "labels", "label_column", "task", "columns", "drop_columns", "missing",
+    "model", "data", "labels", "label_column", "task", "columns", "drop_columns", "missing",
     "delimiter", "header", "validation", "test", "standardize",
     "standardize_targets", "hidden",
     "activation", "output_activation", "loss", "dtype", "optimizer", "learning_rate", "beta",
@@ -60,6 +60,8 @@ def _setting(args: argparse.Namespace, name: str) -> Any:
     """The value of a training setting as the run records it."""
     if name == "keep_best":
         return _keep_best(args)
+    if name == "gradients":
+        return _gradients(args)
     if name in ("data", "labels"):
         return _file(_value(getattr(args, name)))
     return _value(getattr(args, name))
@@ -67,6 +69,20 @@ def _setting(args: argparse.Namespace, name: str) -> Any:
 
 def _shown(name: str, value: Any) -> str:
     return "off" if name == "keep_best" and value is None else repr(value)
+
+
+def _gradients(args: argparse.Namespace) -> str:
+    """``--gradients`` resolved: ``autodiff`` is ``jax``; left out, ``backprop`` for an MLP
+    and ``graph`` for a CNN (the MLP engine knows only dense layers)."""
+    model = getattr(args, "model", "mlp")
+    gradients = {"autodiff": "jax"}.get(args.gradients, args.gradients)
+    if gradients is None:
+        return "graph" if model == "cnn" else "backprop"
+    if gradients == "backprop" and model != "mlp":
+        raise UsageError(
+            f"--gradients: backprop is the MLP engine; a {model} trains with graph or jax"
+        )
+    return gradients
 
 
 def _keep_best(args: argparse.Namespace) -> str | None:
@@ -87,14 +103,17 @@ def new_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def default_learning_rate(config: dict[str, Any]) -> float:
-    """``--learning-rate`` left out: 0.001 for adam; else 0.05, or 0.02 for a regression
-    (``l2``/``mse``), which on standardised targets diverges at 0.05 on real tables (a
-    Boston-housing-like set at epoch 4)."""
+    """``--learning-rate`` left out: 0.001 for adam; else 0.05, 0.01 for a CNN (at 0.05 its
+    training swings), or 0.02 for a regression (``l2``/``mse``), which on standardised targets
+    diverges at 0.05 on real tables (a Boston-housing-like set at epoch 4)."""
     if config["optimizer"] == "adam":
         return 0.001
+    if config.get("model") == "cnn":
+        return 0.01
     return 0.02 if config["loss"] in ("l2", "mse") else 0.05
 
 
+_MODEL_DEFAULTS = {"model": "mlp"}
 _TABLE_DEFAULTS = {
     "task": "auto", "columns": None, "drop_columns": None, "missing": "error",
     "delimiter": None, "header": None,
@@ -106,7 +125,11 @@ def _upgraded(saved: dict, path: Path) -> dict:
     """A saved config in today's layout; a checkpoint without command-line settings is refused."""
     if saved.get("format") == RUN_FORMAT:
         # Runs saved before targets were standardised trained on the targets as they were.
-        return {"standardize_targets": False, **_TABLE_DEFAULTS, **saved}
+        saved = {"standardize_targets": False, **_MODEL_DEFAULTS, **_TABLE_DEFAULTS, **saved}
+        return {
+            **saved,
+            "gradients": {"autodiff": "jax"}.get(saved["gradients"], saved["gradients"]),
+        }
     if "fit" in saved or "sizes" not in saved or "data" not in saved:
         raise UsageError(
             f"--resume: {path} holds no command-line settings (was it saved from the Python "
@@ -115,7 +138,7 @@ def _upgraded(saved: dict, path: Path) -> dict:
     # A run folder written before run folders had a format marker.
     return {
         "format": RUN_FORMAT, "version": 1, "keep_best": None, "save_every": 10.0,
-        "standardize_targets": False, **_TABLE_DEFAULTS,
+        "standardize_targets": False, **_MODEL_DEFAULTS, **_TABLE_DEFAULTS,
         **{k: v for k, v in saved.items() if k not in ("best_run",)},
     }  # fmt: skip
 

@@ -144,7 +144,9 @@ def _model_lines(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     if "data" in summary:
         lines.append(("data", str(summary["data"])))
     model = []
-    if "sizes" in summary:
+    if "model" in summary:
+        model.append(str(summary["model"]))
+    elif "sizes" in summary:
         model.append("MLP " + "-".join(str(size) for size in summary["sizes"]))
     if "loss" in summary:
         model.append(f"loss {summary['loss']}")

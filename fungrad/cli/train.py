@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fungrad.cli import UsageError, folder
-from fungrad.cli.prepare import prepare
+from fungrad.cli.prepare import parameter_count, prepare
 from fungrad.cli.progress import Progress
 from fungrad.cli.results import Outcome, finish
 from fungrad.cli.settings import default_learning_rate, new_config, resumed_config
@@ -121,7 +121,8 @@ def _train_in(args, interruption, config, prepared, run_folder, saved) -> int:
     runs = config["restarts"] * len(config["learning_rates"] or [0])
     copies = 4 if config["optimizer"] == "adam" else 3
     itemsize = {"float64": 8, "float32": 4}.get(config["dtype"], 2)
-    folder.check(run_folder, 2 * folder.checkpoint_bytes(prepared.sizes, itemsize, copies, runs))
+    size = folder.checkpoint_bytes(parameter_count(config), itemsize, copies, runs)
+    folder.check(run_folder, 2 * size)
     common = _fit_options(config, prepared, args.devices)
     writer = RunWriter(run_folder, config, runs)
     _say(args, f"compiling and training; the run is saved in {folder.relative(run_folder)}")
@@ -175,9 +176,14 @@ def _fit_options(config, prepared, devices) -> dict[str, Any]:
             f"{option}: {per_step} samples per step cannot be split evenly over "
             f"--devices {mesh.size}; use a batch size that is a multiple of {mesh.size}"
         )
+    if config.get("model", "mlp") == "cnn":
+        from fungrad import cnn
+
+        model = dict(model=cnn.apply)
+    else:
+        model = dict(activation=config["activation"], output_activation=config["output_activation"])
     return dict(
-        loss=config["loss"], epochs=config["epochs"], batch_size=batch_size,
-        activation=config["activation"], output_activation=config["output_activation"],
+        loss=config["loss"], epochs=config["epochs"], batch_size=batch_size, **model,
         gradients=config["gradients"],
         stop=[stopping.parse(spec) for spec in config["stop"]] or None,
         validation=(parts.x_val, parts.y_val) if len(parts.x_val) else None,
@@ -200,6 +206,12 @@ def _fit(config, prepared, writer, saved, common) -> Outcome:
     resume = None if saved is None else writer.folder / "checkpoint.npz"
 
     def init(key):
+        if config.get("model", "mlp") == "cnn":
+            from fungrad import cnn
+
+            n_features, c1, c2, outputs = config["sizes"]
+            side = cnn.image_side(n_features)
+            return cnn.init(key, side=side, n_outputs=outputs, channels=(c1, c2), dtype=dtype)
         return mlp.init(key, config["sizes"], dtype=dtype, activation=config["activation"])
 
     x, y = prepared.parts.x_train, prepared.parts.y_train
