@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 _SUBMODULES = (
-    "activations", "backprop", "checkpoint", "data", "graph", "losses", "mlp", "optim",
+    "activations", "backprop", "checkpoint", "cnn", "data", "graph", "losses", "mlp", "optim",
     "parallel", "runs", "stopping",
 )  # fmt: skip
 _NAMES = {
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         activations,
         backprop,
         checkpoint,
+        cnn,
         data,
         graph,
         losses,
@@ -90,6 +91,7 @@ __all__ = [
     "activations",
     "backprop",
     "checkpoint",
+    "cnn",
     "data",
     "evaluate",
     "fit",
