@@ -148,3 +148,37 @@ def test_quick_device_script_records_every_step_and_goes_on_after_a_failure(tmp_
     assert "| check-float64 | failed | 3 |" in markdown
     assert "### Targets" in markdown
     assert "===== tests-quick" in (out / "device.log").read_text()
+
+
+GRAPH = SCRIPT.parent / "graph.py"
+
+
+def test_quick_graph_benchmark_pairs_the_engine_with_jax_grad(tmp_path):
+    out = tmp_path / "graph.json"
+    completed = subprocess.run(
+        [sys.executable, str(GRAPH), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| model | batch | graph ms | jax ms | ratio (paired) |" in completed.stdout
+    assert "## Targets" in completed.stdout
+    figures = json.loads(out.read_text())
+    assert figures["mode"] == "quick"
+    assert [(r["model"], r["batch"]) for r in figures["gradients"]] == [("mlp", 8), ("cnn", 8)]
+    for row in figures["gradients"]:
+        assert row["graph_s"] > 0 and row["jax_s"] > 0 and row["ratio"] > 0
+        # Both compute the same float32 loss and gradient.
+        assert row["largest_relative_difference"] < 1e-4, row
+        assert len(row["load_start"]) == 3
+    fit = {row["name"]: row for row in figures["fit"]["rows"]}
+    assert set(fit) == {"fungrad fit (graph)", "fungrad fit (jax)", "raw JAX (scan + optax)"}
+    assert fit["fungrad fit (graph)"]["vs_floor_paired"] > 0
+    assert fit["fungrad fit (graph)"]["compiles_later"] == 0  # the epoch compiled once
+    for row in figures["compile"]:
+        assert row["graph_s"] > 0 and row["jax_s"] > 0
+        assert min(row["hlo_instructions"].values()) > 0
+        assert min(row["jaxpr_equations"].values()) > 0
+    assert len(figures["targets"]) == 5
+    assert all(isinstance(t["met"], bool) for t in figures["targets"])
