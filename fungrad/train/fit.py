@@ -185,7 +185,9 @@ def fit(
             ``params`` then only fixes the structure.
         mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis for data-parallel training: each
             minibatch is split over that axis, params and optimizer state are replicated (see
-            :mod:`fungrad.parallel`). ``batch_size`` must be a multiple of the axis size.
+            :mod:`fungrad.parallel`). ``batch_size`` must be a multiple of the axis size. Its
+            axes may be ``Auto`` or ``Explicit`` (``jax.make_mesh((4,), ("data",))``); the
+            result's arrays live on this mesh.
         keep_best: a recorded metric (e.g. ``"val_loss"``): the result's params are those of
             the epoch where it was best (``max`` for accuracies, else ``min``); tracked inside
             the compiled loop. The state to resume from is still the last one.
@@ -228,20 +230,31 @@ def fit(
         loss, model=model, gradients=gradients, activation=activation,
         output_activation=output_activation,
     )  # fmt: skip
-    program, x, y, validation = build_program(
-        params, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
-        validation=validation, keep_best=keep_best, mesh=mesh,
-    )  # fmt: skip
-    config = saving.fit_config(program, source.describe(params))
-    saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
-    carry = _start(program, params, optimizer, key, initial_state, mesh)
-    carry, message = _loop(program, optimizer, carry, (x, y, validation), callback, saver, config)
-    epochs_run, code = int(carry.epoch), int(carry.code)
+    view = None if mesh is None else parallel.auto_view(mesh)
+    with parallel.mesh_context(view):
+        if view is not None:  # arrays the caller placed on its own (Explicit) mesh
+            params, x, y, validation, key, initial_state = parallel.on_mesh(
+                (params, x, y, validation, key, initial_state), view
+            )
+        program, x, y, validation = build_program(
+            params, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
+            validation=validation, keep_best=keep_best, mesh=view,
+        )  # fmt: skip
+        config = saving.fit_config(program, source.describe(params))
+        saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
+        carry = _start(program, params, optimizer, key, initial_state, view)
+        data = (x, y, validation)
+        carry, message = _loop(program, optimizer, carry, data, callback, saver, config)
+        epochs_run, code = int(carry.epoch), int(carry.code)
+        history = {name: np.asarray(values[:epochs_run]) for name, values in carry.history.items()}
     reason = message or stop_reason(program, code, epochs_run)
     if code == DIVERGED and on_divergence == "raise":
         raise FloatingPointError(reason)
-    history = {name: np.asarray(values[:epochs_run]) for name, values in carry.history.items()}
     params, best_epoch = carry.state.params, None
     if carry.best is not None:
         params, best_epoch = carry.best.params, int(carry.best.epoch)
-    return FitResult(params, history, reason, epochs_run, carry.state, best_epoch, code == DIVERGED)
+    result = FitResult(
+        params, history, reason, epochs_run, carry.state, best_epoch, code == DIVERGED
+    )
+    # Computed on the mesh's Auto view; handed back on the caller's own mesh.
+    return result if mesh is None else parallel.on_mesh(result, mesh)

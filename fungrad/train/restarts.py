@@ -262,7 +262,9 @@ def fit_restarts(
         mode: ``"min"`` or ``"max"``; default from the metric's name (``"max"`` for accuracies).
         mesh: a ``jax.sharding.Mesh`` with a ``"runs"`` axis spreads the runs over its devices
             (the number of runs must be a multiple of its size), and/or a ``"data"`` axis
-            splits each minibatch over its devices, as in :func:`fit`.
+            splits each minibatch over its devices, as in :func:`fit`. Its axes may be
+            ``Auto`` or ``Explicit`` (``jax.make_mesh((2, 2), ("runs", "data"))``); the
+            result's arrays live on this mesh.
         keep_best: as in :func:`fit`, for each run on its own.
         callback: called on the host each time the loop returns (about once a second) as
             ``callback(epoch, metrics)``: the furthest epoch any run has finished (0-based)
@@ -281,30 +283,44 @@ def fit_restarts(
         loss, model=model, gradients=gradients, activation=activation,
         output_activation=output_activation,
     )  # fmt: skip
-    x = jnp.asarray(x)
-    params, learning_rates, runs = _check_runs(
-        params, learning_rates, optimizer, source.layout(params, x)
-    )
-    first = jax.tree.map(lambda a: a[0], params)
-    program, x, y, validation = build_program(
-        first, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
-        validation=validation, keep_best=keep_best, mesh=mesh,
-        mesh_axes=(parallel.DATA_AXIS, parallel.RUNS_AXIS),
-    )  # fmt: skip
-    metric, mode = _select_metric(program, select, mode)
-    config = saving.fit_config(program, source.describe(first))
-    saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
-    keys = jax.random.split(key, runs)
-    params, keys, learning_rates = _spread(mesh, runs, params, keys, learning_rates)
-    dtype = jnp.dtype(history_dtype(first))
-    carry = _init_runs(
-        params, learning_rates, keys, program=program, optimizer=optimizer, dtype=dtype
-    )
-    if initial_state is not None:
-        carry = _resume(initial_state, carry, program, dtype, runs)
-    carry, message = _loop(
-        program, optimizer, carry, learning_rates, (x, y, validation), callback, saver, config
-    )
+    view = None if mesh is None else parallel.auto_view(mesh)
+    with parallel.mesh_context(view):
+        if view is not None:  # arrays the caller placed on its own (Explicit) mesh
+            params, x, y, validation, key, learning_rates, initial_state = parallel.on_mesh(
+                (params, x, y, validation, key, learning_rates, initial_state), view
+            )
+        x = jnp.asarray(x)
+        params, learning_rates, runs = _check_runs(
+            params, learning_rates, optimizer, source.layout(params, x)
+        )
+        first = jax.tree.map(lambda a: a[0], params)
+        program, x, y, validation = build_program(
+            first, x, y, source=source, epochs=epochs, batch_size=batch_size, stop=stop,
+            validation=validation, keep_best=keep_best, mesh=view,
+            mesh_axes=(parallel.DATA_AXIS, parallel.RUNS_AXIS),
+        )  # fmt: skip
+        metric, mode = _select_metric(program, select, mode)
+        config = saving.fit_config(program, source.describe(first))
+        saver = None if checkpoint is None else saving.Saver(checkpoint, save_every, config)
+        keys = jax.random.split(key, runs)
+        params, keys, learning_rates = _spread(view, runs, params, keys, learning_rates)
+        dtype = jnp.dtype(history_dtype(first))
+        carry = _init_runs(
+            params, learning_rates, keys, program=program, optimizer=optimizer, dtype=dtype
+        )
+        if initial_state is not None:
+            carry = _resume(initial_state, carry, program, dtype, runs)
+        data = (x, y, validation)
+        carry, message = _loop(
+            program, optimizer, carry, learning_rates, data, callback, saver, config
+        )
+        result = _result(program, carry, message, keys, metric, mode)
+    # Computed on the mesh's Auto view; handed back on the caller's own mesh.
+    return result if mesh is None else parallel.on_mesh(result, mesh)
+
+
+def _result(program, carry: Carry, message, keys, metric: str, mode: str) -> RestartsResult:
+    """The finished runs as a :class:`RestartsResult`, the best one picked by ``metric``."""
     codes, epochs_run = np.asarray(carry.code), np.asarray(carry.epoch)
     history = {name: np.asarray(values) for name, values in carry.history.items()}
     best = _rank(carry, history, metric, mode)
