@@ -15,8 +15,9 @@ of the mesh (:func:`auto_view`: the same devices and axis names, every axis ``Au
 gradient engines and user models are unannotated code, and under ``Explicit`` axes every
 contraction over the sharded batch (``x.T @ delta``) would have to name its output sharding.
 The training runs with that view set as JAX's context mesh (:func:`mesh_context`, so a mesh
-the caller set with ``jax.set_mesh`` does not interfere), and the results come back on the
-caller's own mesh (:func:`on_mesh`): same devices, same layout, the caller's axis types.
+the caller set with ``jax.set_mesh`` does not interfere; the caller's callbacks run in the
+caller's own context, :func:`in_caller_context`), and the results come back on the caller's
+own mesh (:func:`on_mesh`): same devices, same layout, the caller's axis types.
 
 On one host the training data are replicated on every device of the mesh (each device slices
 its part of a minibatch locally). On several hosts, each process loads its own rows
@@ -38,6 +39,7 @@ __all__ = [
     "check_mesh",
     "auto_view",
     "mesh_context",
+    "in_caller_context",
     "on_mesh",
     "replicated",
     "batch_sharded",
@@ -148,6 +150,26 @@ def mesh_context(mesh: Mesh | None):
     if mesh is None or not hasattr(jax, "set_mesh"):
         return contextlib.nullcontext()
     return jax.set_mesh(mesh)
+
+
+def in_caller_context(function: Any) -> Any:
+    """``function``, run under the mesh context current now, wherever it is called later.
+
+    Training runs under :func:`mesh_context` of the Auto view; a callback of the caller's
+    (``callback=``, a ``checkpoint`` writer) goes back to the caller's own context, so its JAX
+    code may use arrays on the caller's (Explicit) mesh. Anything not callable is returned as
+    it is.
+    """
+    if not callable(function) or not hasattr(jax.sharding, "get_mesh"):
+        return function
+    caller = jax.sharding.get_mesh()
+    caller = None if caller.empty else caller
+
+    def call(*args, **kwargs):
+        with jax.set_mesh(caller):
+            return function(*args, **kwargs)
+
+    return call
 
 
 def on_mesh(tree: Any, mesh: Mesh) -> Any:

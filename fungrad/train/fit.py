@@ -231,6 +231,8 @@ def fit(
         output_activation=output_activation,
     )  # fmt: skip
     view = None if mesh is None else parallel.auto_view(mesh)
+    if view is not None:  # the caller's callbacks run in the caller's mesh context
+        callback, checkpoint = map(parallel.in_caller_context, (callback, checkpoint))
     with parallel.mesh_context(view):
         if view is not None:  # arrays the caller placed on its own (Explicit) mesh
             params, x, y, validation, key, initial_state = parallel.on_mesh(
