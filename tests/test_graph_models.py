@@ -106,7 +106,8 @@ def test_mlp_every_activation_and_loss(activation):
 
 @pytest.mark.slow
 def test_mlp_engine_equals_the_general_engine_on_random_architectures():
-    """Depths 1-4, widths 1-9, batches 1-8, every activation pairing with every loss."""
+    """Depths 1-4, widths 1-9, batches 1-8; each activation once as the hidden one (with
+    another as the output's for the regression losses), each loss twice."""
     rng = np.random.default_rng(0)
     names = list(activation_names())
     cases = []
