@@ -31,7 +31,7 @@ import contextlib
 from typing import Any
 
 import jax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 __all__ = [
@@ -53,8 +53,8 @@ RUNS_AXIS = "runs"
 def data_mesh(devices: int | str | None = None) -> Mesh:
     """A 1-D mesh with a ``"data"`` axis over the first ``devices`` devices.
 
-    Built by ``jax.make_mesh``, so its axis has JAX's default type (``Explicit`` on current
-    JAX, ``Auto`` on older releases); :func:`fungrad.fit` takes either.
+    Built by ``jax.make_mesh``, so its axis has JAX's default type (``Explicit``);
+    :func:`fungrad.fit` takes either type.
 
     Args:
         devices: how many devices, or ``"all"``/``None`` for every device.
@@ -76,8 +76,6 @@ def data_mesh(devices: int | str | None = None) -> Mesh:
         raise ValueError(
             f"devices: expected 'all' or an integer in [1, {len(available)}], got {devices!r}"
         )
-    if not hasattr(jax, "make_mesh"):  # JAX before 0.4.35
-        return Mesh(available[:count], (DATA_AXIS,))
     return jax.make_mesh((count,), (DATA_AXIS,), devices=available[:count])
 
 
@@ -119,8 +117,8 @@ def check_mesh(mesh: Any, *, batch: int, axes: tuple[str, ...] = (DATA_AXIS,)) -
 def auto_view(mesh: Mesh) -> Mesh:
     """``mesh`` with every axis ``Auto``: the same devices and names, compiler-chosen sharding.
 
-    A mesh whose axes are all ``Auto`` already (or a JAX without axis types) is returned as it
-    is, so nothing changes for it.
+    A mesh whose axes are all ``Auto`` already is returned as it is, so nothing changes for
+    it.
 
     Raises:
         TypeError: if ``mesh`` is not a ``jax.sharding.Mesh``.
@@ -133,11 +131,9 @@ def auto_view(mesh: Mesh) -> Mesh:
         (Auto,)
     """
     _check_is_mesh(mesh)
-    axis_type = getattr(jax.sharding, "AxisType", None)
-    types = getattr(mesh, "axis_types", None)
-    if axis_type is None or types is None or all(t == axis_type.Auto for t in types):
+    if all(t == AxisType.Auto for t in mesh.axis_types):
         return mesh
-    return Mesh(mesh.devices, mesh.axis_names, axis_types=(axis_type.Auto,) * len(types))
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
 
 
 def mesh_context(mesh: Mesh | None):
@@ -147,7 +143,7 @@ def mesh_context(mesh: Mesh | None):
     own mesh keeps a mesh the caller set (``jax.set_mesh(explicit_mesh)``) from clashing with
     the Auto view the program is compiled on.
     """
-    if mesh is None or not hasattr(jax, "set_mesh"):
+    if mesh is None:
         return contextlib.nullcontext()
     return jax.set_mesh(mesh)
 
@@ -160,7 +156,7 @@ def in_caller_context(function: Any) -> Any:
     code may use arrays on the caller's (Explicit) mesh. Anything not callable is returned as
     it is.
     """
-    if not callable(function) or not hasattr(jax.sharding, "get_mesh"):
+    if not callable(function):
         return function
     caller = jax.sharding.get_mesh()
     caller = None if caller.empty else caller

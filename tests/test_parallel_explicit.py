@@ -16,7 +16,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from jax.sharding import Mesh
+from jax.sharding import AxisType, Mesh
 
 import fungrad
 from fungrad import mlp, optim, parallel
@@ -121,12 +121,7 @@ SCRIPT = textwrap.dedent(
 )
 
 # Each test here starts a process or compiles whole programs: the full suite runs them.
-# Axis types (and jax.set_mesh) are the JAX this file is about; an older JAX has neither.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(jax, "set_mesh"), reason="this JAX has no mesh axis types"),
-]
-AxisType = getattr(jax.sharding, "AxisType", None)
+pytestmark = pytest.mark.slow
 
 KINDS = ("Auto", "Explicit")
 MODELS = ("mlp", "cnn")
