@@ -3,8 +3,8 @@
 ``fungrad train`` with no arguments trains an MLP on the bundled handwritten digits and writes
 a run folder (``runs/run-NNN``): the checkpoint, saved during training, the config, the
 history, a plot and a summary. ``fungrad predict`` and ``fungrad evaluate`` apply a saved run
-to new data. ``fungrad check`` holds the backprop engine against ``jax.grad`` on random
-architectures on whatever backend is present. A user mistake prints one line and exits with
+to new data. ``fungrad check`` holds both hand-written engines (the MLP engine and the
+general engine) against ``jax.grad`` on random architectures on whatever backend is present. A user mistake prints one line and exits with
 status 2; no traceback.
 
 One module per part: ``parser`` (arguments and their types); the subcommands ``train``,

@@ -434,7 +434,7 @@ def _add_output_options(output) -> None:
 def _add_check(sub) -> None:
     check = sub.add_parser(
         "check",
-        help="check the backprop engine against jax.grad on this machine's backend",
+        help="check both hand-written engines (backprop, graph) against jax.grad on this machine's backend",
         description="Compare fungrad's hand-written gradients with jax.value_and_grad on random "
         "architectures (every activation and loss) and print the largest relative errors. "
         "Exits with status 1 on disagreement.",
