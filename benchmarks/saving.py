@@ -129,9 +129,10 @@ def default_run(epochs: int) -> Workload:
     """``fungrad train`` with every default: its settings, data, split, init and fit options."""
     from fungrad.cli.parser import build_parser
     from fungrad.cli.prepare import prepare
-    from fungrad.cli.settings import new_config
+    from fungrad.cli.settings import default_learning_rate, new_config
 
     config = new_config(build_parser().parse_args(["train"]))
+    config["learning_rate"] = config["learning_rate"] or default_learning_rate(config)
     data = prepare(config)
     init_key, train_key = jax.random.split(jax.random.key(config["seed"]))
     parts = data.parts
