@@ -114,6 +114,19 @@ def _loop(program, optimizer, carry, data, callback, saver, config):
     return carry, message
 
 
+def _result(program: Program, carry: Carry, message: str | None, on_divergence: str) -> FitResult:
+    """The finished run: its params (the best epoch's with ``keep_best``), history and reason."""
+    epochs_run, code = int(carry.epoch), int(carry.code)
+    history = {name: np.asarray(values[:epochs_run]) for name, values in carry.history.items()}
+    reason = message or stop_reason(program, code, epochs_run)
+    if code == DIVERGED and on_divergence == "raise":
+        raise FloatingPointError(reason)
+    params, best_epoch = carry.state.params, None
+    if carry.best is not None:
+        params, best_epoch = carry.best.params, int(carry.best.epoch)
+    return FitResult(params, history, reason, epochs_run, carry.state, best_epoch, code == DIVERGED)
+
+
 def fit(
     params: Any,
     x: jax.Array,
@@ -247,16 +260,6 @@ def fit(
         carry = _start(program, params, optimizer, key, initial_state, view)
         data = (x, y, validation)
         carry, message = _loop(program, optimizer, carry, data, callback, saver, config)
-        epochs_run, code = int(carry.epoch), int(carry.code)
-        history = {name: np.asarray(values[:epochs_run]) for name, values in carry.history.items()}
-    reason = message or stop_reason(program, code, epochs_run)
-    if code == DIVERGED and on_divergence == "raise":
-        raise FloatingPointError(reason)
-    params, best_epoch = carry.state.params, None
-    if carry.best is not None:
-        params, best_epoch = carry.best.params, int(carry.best.epoch)
-    result = FitResult(
-        params, history, reason, epochs_run, carry.state, best_epoch, code == DIVERGED
-    )
+        result = _result(program, carry, message, on_divergence)
     # Computed on the mesh's Auto view; handed back on the caller's own mesh.
     return result if mesh is None else parallel.on_mesh(result, mesh)
