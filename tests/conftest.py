@@ -15,7 +15,10 @@ another one (``dev`` draws fresh random examples each run).
 """
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -51,3 +54,28 @@ def _collect_compilations():
 def count_compilations():
     """A context manager yielding a list with one entry per XLA backend compilation inside it."""
     return _collect_compilations
+
+
+def _run_on_four_devices(script: str) -> dict:
+    """Run ``script`` in a process with 4 forced CPU devices; return the JSON it printed.
+
+    XLA fixes the device count when JAX starts, hence a process of its own. The script
+    prints one line ``REPORT{...}``.
+    """
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    ).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("REPORT"))
+    return json.loads(line[len("REPORT") :])
+
+
+@pytest.fixture(scope="session")
+def run_on_four_devices():
+    """``run_on_four_devices(script) -> dict``: a script's report from 4 forced CPU devices."""
+    return _run_on_four_devices

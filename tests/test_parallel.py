@@ -5,10 +5,6 @@ XLA fixes the device count when JAX starts, so the checks run in one subprocess 
 asserts on one part of it.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -108,18 +104,8 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def report():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("REPORT"))
-    return json.loads(line[len("REPORT") :])
+def report(run_on_four_devices):
+    return run_on_four_devices(SCRIPT)
 
 
 def test_four_devices_are_present(report):

@@ -1,28 +1,43 @@
 """``fungrad check``: fungrad's two hand-written gradient engines against ``jax.value_and_grad``.
 
-Random MLP architectures are drawn; on each, every activation x loss pair is differentiated
-by the MLP engine (:func:`fungrad.backprop.value_and_grad`), by the general engine
-(:func:`fungrad.graph.value_and_grad` of the objective ``mean_i l(F(x_i; w), y_i)``) and by
-``jax.value_and_grad`` of the same objective. Each row of the table shows, for one pair, the
-largest relative error of each engine over all trials, and is printed as soon as its
-activation is done (one compiled program per activation and architecture); the command
-fails (exit status 1) when an error exceeds the tolerance.
+MLPs of a few architectures are drawn; on each, every activation x loss pair is
+differentiated by the MLP engine (:func:`fungrad.backprop.value_and_grad`), by the general
+engine (:func:`fungrad.graph.value_and_grad` of the objective ``mean_i l(F(x_i; w), y_i)``)
+and by ``jax.value_and_grad`` of the same objective. Each row of the table shows, for one
+pair, the largest relative error of each engine over all architectures and trials, and is
+printed as soon as its activation is done.
+
+The default architectures are chosen to reach the edges a random draw seldom does: one layer
+on a batch of one, and three layers with a hidden layer one unit wide on a batch of 16.
+``--thorough`` adds random ones (depth 1-4, widths 1-32, batch 1-16). One program is compiled
+per activation and pair of architectures, on all cores at once; each trial draws new
+parameters, inputs and targets of the same shapes and reuses it. The command fails (exit status 1) when
+an error exceeds the tolerance.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["run_check"]
 
 ENGINES = ("backprop", "graph")
+ARCHITECTURES = (([6, 3], 1), ([12, 1, 24, 10], 16))
+"""The default architectures: ``(layer sizes, batch)``."""
+GROUP = 2
+"""Architectures per compiled program: bigger programs compile more slowly per architecture."""
+THOROUGH = {"architectures": 12, "trials": 4}
+"""What ``--thorough`` adds: random architectures, and trials per architecture."""
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Run ``fungrad check`` with parsed arguments and return the exit status.
 
     Args:
-        args: the parsed ``check`` arguments: ``trials``, ``dtype``, ``seed``, ``tolerance``.
+        args: the parsed ``check`` arguments: ``trials``, ``thorough``, ``dtype``, ``seed``,
+            ``tolerance``.
 
     Returns:
         0 when every row agrees within the tolerance, 1 otherwise.
@@ -41,17 +56,47 @@ def run_check(args: argparse.Namespace) -> int:
     tolerance = args.tolerance or (1e-8 if args.dtype == "float64" else 2e-3)
     names = losses.loss_names()
     rng = np.random.default_rng(args.seed)
-    problems = [_random_problem(rng, dtype) for _ in range(args.trials)]
-    _print_header(args, tolerance)
+    shapes = architectures(rng, args.thorough)
+    trials = args.trials or (THOROUGH["trials"] if args.thorough else 2)
+    problems = [[_random_problem(rng, dtype, *shape) for shape in shapes] for _ in range(trials)]
+    _print_header(args, len(shapes), trials, tolerance)
+    groups = range(0, len(shapes), GROUP)  # the first architecture of each program
+    work = [(activation, first) for activation in activation_names() for first in groups]
+
+    def worst(task):  # every trial has the same shapes: one compile per task
+        activation, first = task
+        chunks = [problem[first : first + GROUP] for problem in problems]
+        compare = _comparison(activation, names).lower(chunks[0]).compile()
+        return np.max([np.asarray(compare(chunk)) for chunk in chunks], axis=0)
+
     failed = rows = 0
-    for activation in activation_names():
-        compare = _comparison(activation, names)
-        worst = np.zeros((len(names), len(ENGINES)))
-        for problem in problems:
-            worst = np.maximum(worst, np.asarray(compare(*problem)))
-        failed += _print_rows(activation, names, worst, tolerance)
-        rows += len(names)
+    errors = np.zeros((len(names), len(ENGINES)))
+    # Programs compile on every core while the rows of those done are printed, in order.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for (activation, first), found in zip(work, pool.map(worst, work), strict=True):
+            errors = np.maximum(errors, found)
+            if first == groups[-1]:  # the activation's last program
+                failed += _print_rows(activation, names, errors, tolerance)
+                rows, errors = rows + len(names), np.zeros_like(errors)
     return _print_summary(failed, rows, tolerance)
+
+
+def architectures(rng, thorough: bool = False) -> list[tuple[list[int], int]]:
+    """The ``(layer sizes, batch)`` to check: :data:`ARCHITECTURES`, and random ones if thorough.
+
+    >>> import numpy as np
+    >>> [sizes for sizes, _ in architectures(np.random.default_rng(0))]
+    [[6, 3], [12, 1, 24, 10]]
+    >>> len(architectures(np.random.default_rng(0), thorough=True))
+    14
+    """
+    shapes = [(list(sizes), batch) for sizes, batch in ARCHITECTURES]
+    for _ in range(THOROUGH["architectures"] if thorough else 0):
+        depth = int(rng.integers(1, 5))
+        sizes = [int(n) for n in rng.integers(1, 33, size=depth + 1)]
+        sizes[-1] = max(sizes[-1], 2)
+        shapes.append((sizes, int(rng.integers(1, 17))))
+    return shapes
 
 
 def _relative_error(ours, reference):
@@ -72,17 +117,19 @@ def _relative_error(ours, reference):
 
 
 def _comparison(activation: str, names):
-    """A jitted ``compare(params, x, targets)`` -> errors ``(loss, engine)`` for one activation.
+    """A jitted ``compare(problems)`` -> errors ``(loss, engine)`` for one activation.
 
-    On CPU it is compiled without XLA's backend optimisations: the program runs once per
-    architecture, and they would cost more time than they save (the arithmetic is the same).
+    ``problems`` holds one ``(params, x, targets)`` per architecture; the errors are the
+    largest over them. On CPU the program is compiled without XLA's backend optimisations:
+    it runs once per trial, and they would cost more time than they save (the arithmetic
+    is the same).
     """
     import jax
     import jax.numpy as jnp
 
     from fungrad import backprop, graph, losses, mlp
 
-    def compare(params, x, targets):
+    def compare_one(params, x, targets):
         errors = []
         for name in names:
             loss, y = losses.get_loss(name), targets[name]
@@ -98,23 +145,22 @@ def _comparison(activation: str, names):
             errors.append(jnp.stack([_relative_error(e, reference) for e in engines]))
         return jnp.stack(errors)
 
+    def compare(problems):
+        return jnp.max(jnp.stack([compare_one(*problem) for problem in problems]), axis=0)
+
     if jax.default_backend() == "cpu":
         return jax.jit(compare, compiler_options={"xla_backend_optimization_level": 0})
     return jax.jit(compare)
 
 
-def _random_problem(rng, dtype):
-    """A random architecture, its parameters, a batch, and targets for every loss.
+def _random_problem(rng, dtype, sizes: list[int], batch: int):
+    """Parameters, a batch and targets for every loss, for an MLP of layer ``sizes``.
 
     The parameters are drawn with NumPy at Glorot's scale, ``Var(w) = 2 / (n_in + n_out)``,
     biases small and nonzero (``mlp.init`` would compile a program per architecture).
     """
     import jax.numpy as jnp
 
-    depth = int(rng.integers(1, 5))
-    sizes = [int(n) for n in rng.integers(1, 33, size=depth + 1)]
-    sizes[-1] = max(sizes[-1], 2)
-    batch = int(rng.integers(1, 17))
     params = [
         {
             "w": jnp.asarray(rng.normal(size=(n, m)) * (2 / (n + m)) ** 0.5, dtype),
@@ -133,13 +179,13 @@ def _random_problem(rng, dtype):
     return params, x, targets
 
 
-def _print_header(args, tolerance: float) -> None:
+def _print_header(args, architectures: int, trials: int, tolerance: float) -> None:
     import jax
 
     device = jax.devices()[0]
     print(
         f"backend {jax.default_backend()} ({device.device_kind}), {args.dtype}, "
-        f"{args.trials} random networks, tolerance {tolerance:g}",
+        f"{architectures} architectures x {trials} trials, tolerance {tolerance:g}",
         flush=True,
     )
     print(f"{'activation':<12} {'loss':<30} {'backprop max error':>18} {'graph max error':>18}")

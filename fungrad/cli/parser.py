@@ -90,8 +90,14 @@ def _add_check(sub) -> None:
     check.add_argument(
         "--trials",
         type=positive_int,
-        default=4,
-        help="random architectures, each checked with every activation and loss (default: 4)",
+        default=None,
+        help="random networks (parameters, inputs, targets) per architecture, each checked "
+        "with every activation and loss (default: 2; 4 with --thorough)",
+    )
+    check.add_argument(
+        "--thorough",
+        action="store_true",
+        help="also 12 random architectures (depth 1-4, widths 1-32, batch 1-16): the long check",
     )
     check.add_argument(
         "--dtype",
