@@ -69,19 +69,21 @@ def _primitives_without_rules(jaxpr) -> set:
     return missing
 
 
-def _random_like(rng, x):
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        return np.zeros(x.shape, jax.dtypes.float0)
-    return jnp.asarray(rng.standard_normal(x.shape), x.dtype)
+def _random_like(rng, shape, dtype):
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        return np.zeros(shape, jax.dtypes.float0)
+    return jnp.asarray(rng.standard_normal(shape), dtype)
 
 
 def _vdot(a, b):
-    return float(jnp.vdot(jnp.asarray(a, jnp.float64), jnp.asarray(b, jnp.float64)))
+    return float(np.vdot(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 
 def assert_rule_transposes(f, *args, seed=0, rtol=1e-10):
     """Check the rule of ``f``'s single primitive: ``<J t, c> == <t, rule(c)>``.
+
+    The equation, its rule, ``f`` and ``jax.jvp`` of ``f`` run in one compiled program
+    (compiling each operation on its own, eagerly, would cost more than the check).
 
     Args:
         f: a function of ``args`` whose jaxpr holds one primitive (possibly inside ``jit``).
@@ -93,34 +95,45 @@ def assert_rule_transposes(f, *args, seed=0, rtol=1e-10):
         The equation checked, for tests that also assert its parameters.
     """
     closed = jax.make_jaxpr(f)(*args)
+    args = tuple(jnp.asarray(a) for a in args)
     env = {v: (c, None) for v, c in zip(closed.jaxpr.constvars, closed.consts, strict=True)}
     env.update(
-        (v, (jnp.asarray(a), i if _differentiable(a) else None))
+        (v, (a, i if _differentiable(a) else None))
         for i, (v, a) in enumerate(zip(closed.jaxpr.invars, args, strict=True))
     )
     eqn, inputs = _target_equation(closed.jaxpr, env)
     values = [value for value, _ in inputs]
-    ans = eqn.primitive.bind(*values, **eqn.params)
-    outputs = list(ans) if eqn.primitive.multiple_results else [ans]
-    for mine, expected in zip(outputs, jax.tree_util.tree_leaves(f(*args)), strict=True):
-        np.testing.assert_array_equal(mine, expected)  # f is that one equation
+    multiple = eqn.primitive.multiple_results
+    shapes = jax.eval_shape(lambda *values: eqn.primitive.bind(*values, **eqn.params), *values)
     rng = np.random.default_rng(seed)
     cotangents = [
-        _random_like(rng, o) if _differentiable(o) else jnp.zeros(o.shape) for o in outputs
+        _random_like(rng, o.shape, o.dtype) if _differentiable(o) else jnp.zeros(o.shape)
+        for o in (shapes if multiple else [shapes])
     ]
-    g = cotangents if eqn.primitive.multiple_results else cotangents[0]
+    g = cotangents if multiple else cotangents[0]
     rule = registry.rule_for(eqn.primitive)
 
     def pull_back(g, ans, *values):
         return rule(g, ans, *values, **eqn.params)
 
-    results = jax.jit(pull_back)(g, ans, *values)
+    tangents = [_random_like(rng, a.shape, a.dtype) for a in args]
+    floats = {i: t for i, t in enumerate(tangents) if t.dtype != jax.dtypes.float0}
+
+    @jax.jit
+    def check(g, values, args, floats):
+        ans = eqn.primitive.bind(*values, **eqn.params)
+        full = tuple(floats.get(i, t) for i, t in enumerate(tangents))  # float0 ones as they are
+        _, jvp_out = jax.jvp(f, args, full)
+        return ans, f(*args), pull_back(g, ans, *values), jvp_out
+
+    ans, expected, results, jvp_out = check(g, values, args, floats)
+    outputs = list(ans) if multiple else [ans]
+    for mine, want in zip(outputs, jax.tree_util.tree_leaves(expected), strict=True):
+        np.testing.assert_array_equal(mine, want)  # f is that one equation
     assert len(results) == len(values), (eqn.primitive, len(results), len(values))
     missing = _primitives_without_rules(jax.make_jaxpr(pull_back)(g, ans, *values).jaxpr)
     assert not missing, f"the backward pass of {eqn.primitive} emits {missing}, which have no rule"
 
-    tangents = [_random_like(rng, a) for a in args]
-    _, jvp_out = jax.jvp(jax.jit(f), tuple(jnp.asarray(a) for a in args), tuple(tangents))
     jvp_out = jax.tree_util.tree_leaves(jvp_out)
     forward = sum(
         _vdot(t, c) for t, c in zip(jvp_out, cotangents, strict=True) if _differentiable(t)
