@@ -505,7 +505,10 @@ def test_bad_input_is_an_error_naming_the_argument(overrides, error, pattern):
         ({"y": jnp.ones((12, 1)).at[3, 0].set(jnp.nan)}, ValueError),
         (
             {
-                "params": mlp.init(jax.random.key(0), [3, 4, 3]),
+                "params": [  # a 3-4-3 MLP (nothing compiles at import)
+                    {"w": jnp.full((3, 4), 0.1), "b": jnp.zeros(4)},
+                    {"w": jnp.full((4, 3), 0.1), "b": jnp.zeros(3)},
+                ],
                 "loss": "softmax_cross_entropy",
                 "y": _classes().at[5].set(3),
             },
@@ -513,7 +516,10 @@ def test_bad_input_is_an_error_naming_the_argument(overrides, error, pattern):
         ),
         (
             {
-                "params": mlp.init(jax.random.key(0), [3, 4, 3]),
+                "params": [  # a 3-4-3 MLP (nothing compiles at import)
+                    {"w": jnp.full((3, 4), 0.1), "b": jnp.zeros(4)},
+                    {"w": jnp.full((4, 3), 0.1), "b": jnp.zeros(3)},
+                ],
                 "loss": "softmax_cross_entropy",
                 "y": _classes().at[0].set(-1),
             },
