@@ -17,12 +17,13 @@ Parameters: ``{"conv1": {"w": (3, 3, c, c1), "b": (c1,)}, "conv2": {"w": (3, 3, 
 Example:
     >>> import jax
     >>> params = init(jax.random.key(0), side=8, n_outputs=10)
-    >>> apply(params, jax.numpy.zeros((5, 64))).shape
+    >>> jax.jit(apply)(params, jax.numpy.zeros((5, 64))).shape
     (5, 10)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -86,9 +87,15 @@ def init(
     side, n_outputs = positive_int("side", side), positive_int("n_outputs", n_outputs)
     in_channels = positive_int("in_channels", in_channels)
     c1, c2 = (positive_int("channels", c) for c in channels)
+    return _init(key, side, n_outputs, in_channels, (c1, c2), jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _init(key, side, n_outputs, in_channels, channels, dtype) -> dict:
+    """:func:`init` as one compiled call per shape and dtype."""
+    (c1, c2), flat = channels, _pooled(side) ** 2 * channels[1]
     he, glorot = jax.nn.initializers.he_normal(), jax.nn.initializers.glorot_normal()
     k1, k2, k3 = jax.random.split(key, 3)
-    flat = _pooled(side) ** 2 * c2
     return {
         "conv1": {"w": he(k1, (3, 3, in_channels, c1), dtype), "b": jnp.zeros(c1, dtype)},
         "conv2": {"w": he(k2, (3, 3, c1, c2), dtype), "b": jnp.zeros(c2, dtype)},

@@ -61,7 +61,9 @@ def _objective(params, x, y, *, activation, output_activation, loss):
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "output_activation", "loss"))
+@functools.partial(jax.jit, static_argnames=("activation", "output_activation", "loss"))
 def _engine_and_oracle(params, x, y, *, activation, output_activation, loss):
+    """The engine's value and gradient, and JAX's, in one compiled program."""
     names = {"activation": activation, "output_activation": output_activation, "loss": loss}
     engine = backprop.value_and_grad(params, x, y, **names)
     oracle = jax.value_and_grad(functools.partial(_objective, **names))(params, x, y)
@@ -457,6 +459,7 @@ def test_second_call_with_new_values_does_not_recompile(count_compilations):
     assert run._cache_size() == 2
 
 
+@pytest.mark.slow
 def test_gradients_have_the_dtype_of_the_parameters():
     """float32 parameters fed float64 data get float32 gradients, as from ``jax.grad``."""
     rng = np.random.default_rng(19)

@@ -130,6 +130,7 @@ def draw(key):
     return jax.random.normal(key, (3,))
 
 
+@pytest.mark.slow
 def test_bfloat16_leaves_round_trip(tmp_path):
     state = make_state()
     state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.bfloat16), state.params))
@@ -315,6 +316,7 @@ def test_best_of_a_custom_node_needs_like(tmp_path):
     assert_trees_equal(restored.best.params, best.params)
 
 
+@pytest.mark.slow
 def test_save_bad_best_and_progress(tmp_path):
     state, stacked = make_state(), make_stacked_state()
     good = Best(state.params, 1, 0.5, "val_loss", "min")

@@ -104,6 +104,7 @@ def test_predict_output_file_holds_the_same_csv(species, tmp_path, capsys):
     assert output.read_text() == shown
 
 
+@pytest.mark.slow
 def test_predict_on_rows_without_the_label_in_another_column_order(species, tmp_path, capsys):
     folder, _, x, _ = species
     order = [3, 1, 0, 2]
@@ -124,6 +125,7 @@ def run_main(monkeypatch, capsys, *argv):
     return status, capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_missing_run_or_columns_is_one_line_and_status_2(species, tmp_path, monkeypatch, capsys):
     folder, file, _, _ = species
     status, captured = run_main(monkeypatch, capsys, "predict", tmp_path / "none", "--data", file)
@@ -136,6 +138,7 @@ def test_missing_run_or_columns_is_one_line_and_status_2(species, tmp_path, monk
     assert "missing feature columns: petal width" in captured.err
 
 
+@pytest.mark.slow
 def test_evaluate_a_labelled_file(species, capsys):
     folder, file, x, labels = species
     assert command("evaluate", folder, "--data", file, "--json") == 0
@@ -148,6 +151,7 @@ def test_evaluate_a_labelled_file(species, capsys):
     assert f"accuracy: {expected['accuracy']:.6g}" in shown and "(120 rows)" in shown
 
 
+@pytest.mark.slow
 def test_evaluate_needs_labels(species, tmp_path):
     folder, _, x, _ = species
     file = tmp_path / "unlabelled.csv"

@@ -49,6 +49,7 @@ def test_defaults_converge_and_report_original_units(prices, tmp_path, capsys):
     assert evaluated["rmse"] == summary["test_rmse"] and evaluated["mae"] == summary["test_mae"]
 
 
+@pytest.mark.slow
 def test_no_standardize_targets_is_recorded(prices, tmp_path, capsys):
     path, _ = prices
     status, _ = train(

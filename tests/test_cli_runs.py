@@ -76,6 +76,7 @@ def test_runs_without_out_get_new_numbered_folders(home):
         assert (where / "checkpoint.npz").is_file() and (where / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_summary_names_sizes_timings_and_files(home):
     folder, (summary, _) = home
     assert summary["parameters"] == (64 * 16 + 16) + (16 * 10 + 10)
@@ -89,6 +90,7 @@ def test_summary_names_sizes_timings_and_files(home):
     assert saved["test_loss"] == summary["test_loss"]
 
 
+@pytest.mark.slow
 def test_out_holding_a_run_is_refused(first_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(first_run, tmp_path / "taken")
@@ -155,6 +157,7 @@ CONFLICTS = [
 
 
 @pytest.mark.parametrize(("option", "given", "saved"), CONFLICTS, ids=[c[0] for c in CONFLICTS])
+@pytest.mark.slow
 def test_resume_refuses_a_different_training_setting(first_run, option, given, saved):
     before = (first_run / "checkpoint.npz").read_bytes()
     status, _, err = call("train", "--resume", first_run, option, given, "--epochs", "3")
@@ -172,6 +175,7 @@ def test_resume_refuses_a_different_training_setting(first_run, option, given, s
      (["--epochs", "1"], "--epochs")],
     ids=["out", "epochs-equal", "epochs-below"],
 )  # fmt: skip
+@pytest.mark.slow
 def test_resume_refuses_out_and_too_few_epochs(first_run, tmp_path, monkeypatch, argv, option):
     monkeypatch.chdir(tmp_path)
     status, _, err = call("train", "--resume", first_run, *argv, "--quiet", "--no-plot")
@@ -214,6 +218,7 @@ def test_resume_removes_a_leftover_checkpoint_temporary(resumed_with_leftovers):
     assert not (folder / planted["checkpoint"]).exists()
 
 
+@pytest.mark.slow
 def test_resume_removes_leftover_view_temporaries(resumed_with_leftovers):
     status, _, folder, planted = resumed_with_leftovers
     assert status == 0
@@ -278,6 +283,7 @@ def test_divergence_exits_3_with_the_last_finite_state(tmp_path, monkeypatch):
     assert all(np.all(np.isfinite(leaf)) for leaf in leaves(saved.state.params))
 
 
+@pytest.mark.slow
 def test_keep_best_is_on_with_a_validation_split(home, first_run):
     _, (summary, _) = home
     assert summary["best_metric"] == "val_loss" and 1 <= summary["best_epoch"] <= 2
@@ -362,6 +368,7 @@ def test_resume_from_another_directory(species, tmp_path, monkeypatch):
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_predict_round_trip_with_text_labels(species):
     folder, _, new = species
     status, out, err = call("predict", folder / "run", "--data", folder / "new.csv")

@@ -55,6 +55,7 @@ def test_a_table_with_text_columns_trains_and_predicts_new_rows(penguins, tmp_pa
     assert json.loads(capsys.readouterr().out)["accuracy"] == summary["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_table_options_are_recorded_and_checked_on_resume(penguins, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(penguins), "--out", str(out), "--no-plot", "--quiet"]

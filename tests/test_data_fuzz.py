@@ -250,6 +250,7 @@ def table_options(draw) -> dict:
 @given(
     raw=csv_bytes(), options=table_options(), name=st.sampled_from(["t.csv", "t.tsv", "t.csv.gz"])
 )
+@pytest.mark.slow
 def test_csv_tables_load_or_raise_a_documented_error(folder, raw, options, name):
     path = write(folder, name, raw)
     dataset = attempt(lambda: data.load_csv(path, **options))
@@ -354,6 +355,7 @@ def idx_pair(draw) -> tuple[bytes, bytes, int]:
 
 @FUZZ
 @given(pair=idx_pair(), max_bytes=st.sampled_from([data.MAX_BYTES, data.MAX_BYTES, 64, 1]))
+@pytest.mark.slow
 def test_idx_files_load_or_raise_a_documented_error(folder, pair, max_bytes):
     images_raw, labels_raw, width = pair
     images = write(folder, "images.idx", images_raw)
@@ -486,6 +488,7 @@ def new_rows(draw, header: bool) -> bytes:
 
 @FUZZ
 @given(data_=st.data(), header=st.booleans(), missing=st.sampled_from(["error", "drop"]))
+@pytest.mark.slow
 def test_new_rows_read_with_a_schema_or_raise_a_documented_error(folder, data_, header, missing):
     schema = training_file(folder, header)
     width = len(schema.input_names())

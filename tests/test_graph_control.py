@@ -52,12 +52,14 @@ ACTIVATIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.slow
 def test_jax_nn_activations(name):
     act = ACTIVATIONS[name]
     weights = jnp.linspace(-1.0, 2.0, 5)
     assert_same_value_and_grad(lambda x: jnp.sum(act(x) * weights), 2.0 * _x())
 
 
+@pytest.mark.slow
 def test_activation_kinks_use_the_functions_own_derivative():
     x = jnp.array([-1.0, 0.0, 0.0, 2.0])
     np.testing.assert_array_equal(graph.grad(lambda x: jnp.sum(jax.nn.relu(x)))(x), [0, 0, 0, 1])
@@ -77,6 +79,7 @@ def test_activation_kinks_use_the_functions_own_derivative():
         ("one_hot_loss", lambda x: -jnp.sum(jax.nn.one_hot(1, 5) * jax.nn.log_softmax(x))),
     ],
 )
+@pytest.mark.slow
 def test_softmax_family(name, f):
     assert_same_value_and_grad(f, 3.0 * _x(10).reshape(2, 5))
 
@@ -152,6 +155,7 @@ def test_cond_takes_the_branch_and_differentiates_it(sign):
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 7])
+@pytest.mark.slow
 def test_switch_with_an_integer_operand(index):
     def f(x, index):
         branches = [lambda x, n: x * n, lambda x, n: jnp.exp(x) + n, lambda x, n: x]
@@ -160,6 +164,7 @@ def test_switch_with_an_integer_operand(index):
     assert_same_value_and_grad(f, _x(), index)
 
 
+@pytest.mark.slow
 def test_cond_under_vmap_and_jit():
     xs = jnp.stack([jnp.abs(_x()), -jnp.abs(_x(seed=3))])
     w = _x(seed=4)
@@ -187,6 +192,7 @@ def _rnn_params(seed=0):
     }
 
 
+@pytest.mark.slow
 def test_scan_small_rnn():
     xs = jax.random.normal(jax.random.PRNGKey(9), (6, 2))
     assert_same_value_and_grad(_rnn_loss, _rnn_params(), xs, argnums=(0, 1))
@@ -221,6 +227,7 @@ def test_fori_loop_with_static_bounds_is_a_scan():
     assert_same_value_and_grad(f, _x())
 
 
+@pytest.mark.slow
 def test_scan_under_jit():
     xs = jax.random.normal(jax.random.PRNGKey(9), (4, 2))
     mine = jax.jit(graph.grad(_rnn_loss))(_rnn_params(), xs)

@@ -112,6 +112,7 @@ def test_lesson_x_squared_sin_x_branches_add_up_to_the_closed_form():
         (lambda x: jnp.tanh(x) * jnp.tanh(x) + x / (1.0 + x**2), (0.4,)),
     ],
 )
+@pytest.mark.slow
 def test_an_input_gradient_is_the_sum_of_its_edges_and_equals_jax(f, point):
     nodes, edges = parse_dot(graph.to_dot(f, *point))
     expected = jax.grad(f, argnums=tuple(range(len(point))))(*point)
@@ -123,6 +124,7 @@ def test_an_input_gradient_is_the_sum_of_its_edges_and_equals_jax(f, point):
         assert math.isclose(sum(parts), float(slope), rel_tol=2e-3, abs_tol=1e-3)
 
 
+@pytest.mark.slow
 def test_pytree_inputs_are_named_by_their_paths_and_arrays_by_shape():
     nodes, edges = parse_dot(graph.to_dot(mlp_loss, *mlp_point()))
     labels = set(nodes.values())
@@ -133,6 +135,7 @@ def test_pytree_inputs_are_named_by_their_paths_and_arrays_by_shape():
     assert ("y\ni32[4]", "broadcast", "value i32[4]") in labelled(nodes, edges)
 
 
+@pytest.mark.slow
 def test_library_functions_are_one_node_and_private_helpers_inline():
     def f(x):
         return jnp.sum(jax.nn.relu(2.0 * x) + jnp.where(x > 0, x, 0.0))
@@ -163,6 +166,7 @@ def test_dot_labels_are_escaped():
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png", ".pdf"])
+@pytest.mark.slow
 def test_draw_writes_the_format_its_suffix_names(tmp_path, suffix):
     pyplot = "matplotlib.pyplot" in sys.modules
     backend = dict.__getitem__(matplotlib.rcParams, "backend")  # without resolving it
@@ -188,6 +192,7 @@ def png_size(path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow
 def test_draw_an_mlp_with_pytree_inputs_and_the_figure_grows_with_the_graph(tmp_path):
     small = png_size(graph.draw(lesson_y, 3.0, 4.0, path=tmp_path / "y.png"))
     large = png_size(graph.draw(mlp_loss, *mlp_point(), path=tmp_path / "mlp.png"))
@@ -198,6 +203,7 @@ def overlap(a: tuple, b: tuple) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+@pytest.mark.slow
 def test_the_layout_keeps_boxes_and_edge_labels_apart():
     draw = importlib.import_module("fungrad.graph.layout")
     scene = importlib.import_module("fungrad.graph.scene")

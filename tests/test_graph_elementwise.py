@@ -124,6 +124,7 @@ def test_binary_rule(name):
 
 
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "max", "min", "pow", "atan2"])
+@pytest.mark.slow
 def test_binary_rule_with_a_scalar_operand_sums_its_cotangent(name):
     f, dx, dy = BINARY[name]
     check_rule(f, _draw(1, [dx, dy], [(4,), ()]), primitive_name=name)
@@ -234,6 +235,7 @@ def test_every_elementwise_primitive_of_the_interface_has_a_rule():
     assert missing == []
 
 
+@pytest.mark.slow
 def test_float32_rules_keep_float32():
     x = jnp.linspace(0.5, 2.0, 5, dtype=jnp.float32)
 
@@ -265,6 +267,7 @@ def _functions():
 
 
 @pytest.mark.parametrize("f", _functions(), ids=lambda f: f.__name__)
+@pytest.mark.slow
 def test_value_and_grad_equals_jax_on_small_functions(f):
     x, w = _draw(7, ["any", "any"], [(4,), (4,)])
     value, grads = graph.value_and_grad(f, argnums=(0, 1))(x, w)

@@ -241,6 +241,7 @@ def _assert_trees_close(mine, theirs, rtol=1e-10):
     jax.tree_util.tree_map(lambda a, b: _close(a, b, rtol), mine, theirs)
 
 
+@pytest.mark.slow
 def test_grad_under_jit_equals_jax_and_compiles_once(count_compilations):
     params, x, y = _mlp_problem()
     step = jax.jit(graph.value_and_grad(_mlp_loss))
@@ -251,6 +252,7 @@ def test_grad_under_jit_equals_jax_and_compiles_once(count_compilations):
     assert compiled == []
 
 
+@pytest.mark.slow
 def test_per_sample_gradients_under_vmap():
     params, x, y = _mlp_problem(batch=5)
     mine = jax.jit(jax.vmap(graph.grad(_mlp_loss), in_axes=(None, 0, 0)))(params, x, y)
@@ -272,6 +274,7 @@ def test_vmap_without_jit():
     )
 
 
+@pytest.mark.slow
 def test_vmap_over_parameters_closed_over_by_the_model():
     params, x, y = _mlp_problem()
     stacked = jax.tree_util.tree_map(lambda p: jnp.stack([p, 2.0 * p]), params)
@@ -310,6 +313,7 @@ HVP_FUNCTIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(HVP_FUNCTIONS))
+@pytest.mark.slow
 def test_hessian_vector_products_equal_jax(name):
     f = HVP_FUNCTIONS[name]
     x = jax.random.normal(jax.random.PRNGKey(0), (6,))
@@ -318,6 +322,7 @@ def test_hessian_vector_products_equal_jax(name):
     _close(mine, jax.jit(lambda x, v: _hvp_jax(f, x, v))(x, v), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_hessian_vector_product_of_an_mlp_loss_under_jit():
     params, x, y = _mlp_problem()
     v = jax.tree_util.tree_map(jnp.ones_like, params)

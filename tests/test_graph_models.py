@@ -76,6 +76,7 @@ ACTIVATIONS = [
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.slow
 def test_mlp_every_activation_and_loss(activation):
     """For each loss: the general engine, jax.grad and the MLP engine agree (one compile)."""
     problems = {
@@ -200,11 +201,13 @@ def jitted_pair(objective, *args):
     return jax.jit(value_and_grad_pair, static_argnums=0)(objective, *args)
 
 
+@pytest.mark.slow
 def test_cnn_under_jit():
     params, x, labels = _cnn_problem()
     assert_same(*jitted_pair(cnn_objective, params, x, labels))
 
 
+@pytest.mark.slow
 def test_cnn_per_sample_gradients_under_vmap():
     params, x, labels = _cnn_problem(batch=4)
 
@@ -257,6 +260,7 @@ def residual_apply(params, x):
     return h @ params["head"]["w"] + params["head"]["b"]
 
 
+@pytest.mark.slow
 def test_residual_mlp_with_layer_norm():
     rng = np.random.default_rng(2)
     params = residual_init(rng)
@@ -296,6 +300,7 @@ def equinox_objective(model, loss):
     return objective, params
 
 
+@pytest.mark.slow
 def test_equinox_mlp_eagerly():
     rng = np.random.default_rng(3)
     model = equinox_model(
@@ -322,6 +327,7 @@ def _equinox_conv_net(key):
     )
 
 
+@pytest.mark.slow
 def test_equinox_conv_net():
     rng = np.random.default_rng(4)
     model = equinox_model(rng, _equinox_conv_net)

@@ -113,6 +113,7 @@ def _conv(geometry, layout, feature_groups=1, batch_groups=1):
 
 @pytest.mark.parametrize("geometry", sorted(CONV_GEOMETRIES))
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.slow
 def test_conv_rule_transposes(geometry, layout):
     eqn = assert_rule_transposes(_conv(geometry, layout), *_conv_operands(layout, 1, 1))
     assert eqn.primitive is lax.conv_general_dilated_p
@@ -129,6 +130,7 @@ def test_conv_rule_transposes(geometry, layout):
         ("same", "odd", 1, 1),
     ],
 )
+@pytest.mark.slow
 def test_grouped_conv_rule_transposes(geometry, layout, feature_groups, batch_groups):
     operands = _conv_operands(layout, feature_groups, batch_groups)
     assert_rule_transposes(_conv(geometry, layout, feature_groups, batch_groups), *operands)
@@ -166,6 +168,7 @@ def _conv_layer_params():
     }
 
 
+@pytest.mark.slow
 def test_engine_matches_jax_on_a_conv_layer():
     params, x = _conv_layer_params(), _normal(3, 4, 4, 2)
     value, grads = jax.jit(graph.value_and_grad(_conv_layer))(params, x)
@@ -175,6 +178,7 @@ def test_engine_matches_jax_on_a_conv_layer():
         np.testing.assert_allclose(grads[name], expected_grads[name], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_engine_second_order_through_a_conv_layer():
     params, x = _conv_layer_params(), _normal(3, 4, 4, 2)
     direction = jax.tree_util.tree_map(lambda p: _normal(*p.shape, seed=7), params)
@@ -198,6 +202,7 @@ def test_engine_second_order_through_a_conv_layer():
 
 
 @pytest.mark.parametrize("groups", ["feature", "batch"])
+@pytest.mark.slow
 def test_engine_second_order_through_grouped_conv(groups):
     feature_groups, batch_groups = (2, 1) if groups == "feature" else (1, 2)
     lhs, rhs = _conv_operands("NHWC", feature_groups, batch_groups)
@@ -235,6 +240,7 @@ def test_engine_second_order_through_dot_general():
     np.testing.assert_allclose(hvp(graph.grad), hvp(jax.grad), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_conv_preferred_element_type_casts_cotangents_back():
     x = _normal(2, 3, 6, 5).astype(jnp.float32)
     w = _normal(4, 3, 3, 2, seed=1).astype(jnp.float32)
@@ -248,6 +254,7 @@ def test_conv_preferred_element_type_casts_cotangents_back():
     assert (dx.dtype, dw.dtype) == (jnp.float32, jnp.float32)
 
 
+@pytest.mark.slow
 def test_engine_matches_jax_on_a_conv_layer_in_float32():
     params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float32), _conv_layer_params())
     x = _normal(3, 4, 4, 2).astype(jnp.float32)
@@ -258,6 +265,7 @@ def test_engine_matches_jax_on_a_conv_layer_in_float32():
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_engine_per_sample_conv_gradients_under_vmap():
     params, x = _conv_layer_params(), _normal(5, 4, 4, 2)
 

@@ -49,6 +49,7 @@ def test_reduction_rule_transposes(name):
 
 
 @pytest.mark.parametrize("name", ["prod", "prod_last", "cumprod", "cumprod_reverse"])
+@pytest.mark.slow
 def test_products_with_zeros_match_jax(name):
     f = REDUCTIONS[name]
     assert_rule_transposes(f, WITH_ZEROS)
@@ -59,6 +60,7 @@ def test_products_with_zeros_match_jax(name):
 
 
 @pytest.mark.parametrize("f", [lambda x: x.max(1), jnp.min, lambda x: jnp.max(x, 0)])
+@pytest.mark.slow
 def test_max_and_min_split_ties_evenly_like_jax(f):
     ties = jnp.array([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, -1.0], [-1.0, 0.0, -1.0, -1.0]])
     weights = _normal(*f(ties).shape, seed=1)
@@ -68,6 +70,7 @@ def test_max_and_min_split_ties_evenly_like_jax(f):
     )
 
 
+@pytest.mark.slow
 def test_cummax_gives_each_cotangent_to_the_first_position_of_the_running_maximum():
     x = jnp.array([1.0, 3.0, 3.0, 2.0, 3.0, 5.0, 5.0])
     d = graph.grad(lambda x: jnp.sum(lax.cummax(x, 0) * jnp.arange(1.0, 8.0)))(x)
@@ -117,12 +120,14 @@ IMAGES = _normal(2, 7, 6, 3)
 
 @pytest.mark.parametrize("monoid", sorted(MONOIDS))
 @pytest.mark.parametrize("window", sorted(WINDOWS))
+@pytest.mark.slow
 def test_pooling_rule_transposes(window, monoid):
     eqn = assert_rule_transposes(_pool(window, monoid), IMAGES)
     assert eqn.primitive.name == f"reduce_window_{monoid}"
 
 
 @pytest.mark.parametrize("window", ["pool_2x2", "overlapping_same", "everything"])
+@pytest.mark.slow
 def test_select_and_gather_add_rule_transposes(window):
     """JAX's JVP of max pooling: linear in the tangents, chosen by the operand."""
     pool = _pool(window, "max")
@@ -133,6 +138,7 @@ def test_select_and_gather_add_rule_transposes(window):
 
 
 @pytest.mark.parametrize("window", ["pool_2x2", "overlapping_same", "batch_and_channel_windows"])
+@pytest.mark.slow
 def test_select_and_scatter_add_rule_transposes(window):
     """JAX's VJP of max pooling, as found in user code that calls ``jax.grad``."""
     pool = _pool(window, "max")
@@ -143,6 +149,7 @@ def test_select_and_scatter_add_rule_transposes(window):
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.slow
 def test_max_pooling_ties_go_to_the_first_element_like_jax(padding):
     flat = jnp.array(
         [[1.0, 1.0, 2.0, 2.0, 0.0], [1.0, 1.0, 2.0, 2.0, 0.0], [3.0, 3.0, 3.0, 3.0, 3.0]]
@@ -164,6 +171,7 @@ def _pooling_model(x):
     return jnp.sum(summary * lax.cummax(pooled, 2).sum(axis=(1, 2))) + jnp.sum(averaged.min(1))
 
 
+@pytest.mark.slow
 def test_engine_matches_jax_through_pooling():
     value, grad = jax.jit(graph.value_and_grad(_pooling_model))(IMAGES)
     expected_value, expected_grad = jax.jit(jax.value_and_grad(_pooling_model))(IMAGES)
@@ -171,6 +179,7 @@ def test_engine_matches_jax_through_pooling():
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_engine_second_order_through_pooling_and_reductions():
     v = _normal(*IMAGES.shape, seed=4)
 
@@ -180,6 +189,7 @@ def test_engine_second_order_through_pooling_and_reductions():
     np.testing.assert_allclose(hvp(graph.grad), hvp(jax.grad), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_engine_differentiates_a_function_holding_jax_max_pool_gradient():
     """A gradient penalty: ``jax.grad`` inside the loss leaves select_and_scatter_add."""
     pool = _pool("overlapping_same", "max")
@@ -203,6 +213,7 @@ def _order_statistics(x):
     )
 
 
+@pytest.mark.slow
 def test_engine_matches_jax_through_sorting_to_second_order():
     x, v = _normal(5, 6), _normal(5, 6, seed=1)
 

@@ -236,6 +236,7 @@ TWO_INPUTS = {
 
 
 @pytest.mark.parametrize("name", sorted(TWO_INPUTS))
+@pytest.mark.slow
 def test_two_input_rule_transposes(name):
     f, other_shape = TWO_INPUTS[name]
     assert_rule_transposes(f, X, _normal(*other_shape, seed=1))
@@ -257,6 +258,7 @@ def test_gather_indices_get_no_cotangent():
     np.testing.assert_array_equal(d_x[:, 0, 0], [1.0, 2.0])  # row 1 was read twice
 
 
+@pytest.mark.slow
 def test_scatter_set_gives_a_repeated_position_to_the_winning_update_only():
     x, updates = jnp.zeros(3), jnp.array([10.0, 20.0])
     f = lambda x, u: x.at[jnp.array([1, 1])].set(u)  # noqa: E731
@@ -325,6 +327,7 @@ def _indexing_model(x, w):
     return jnp.sum(jnp.sin(window.T.reshape(-1)) * jnp.arange(8.0)) + jnp.sum(written**2)
 
 
+@pytest.mark.slow
 def test_engine_matches_jax_on_an_indexing_model():
     x, w = _normal(3, 4), _normal(3, 3, seed=1)
     value, grads = jax.jit(graph.value_and_grad(_indexing_model, argnums=(0, 1)))(x, w)
@@ -336,6 +339,7 @@ def test_engine_matches_jax_on_an_indexing_model():
         np.testing.assert_allclose(mine, expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_engine_second_order_through_gather_and_scatter():
     x, w, v = _normal(3, 4), _normal(3, 3, seed=1), _normal(3, 4, seed=2)
 

@@ -130,6 +130,7 @@ def _fit(**overrides):
     [(np.int64(3), np.int32(16)), (jnp.asarray(3), jnp.asarray(8)), (np.uint16(3), None)],
     ids=["numpy", "jax", "unsigned"],
 )
+@pytest.mark.slow
 def test_fit_accepts_numpy_and_jax_integers(epochs, batch_size):
     result = _fit(epochs=epochs, batch_size=batch_size)
     plain = _fit(epochs=3, batch_size=None if batch_size is None else int(batch_size))

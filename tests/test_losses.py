@@ -358,6 +358,7 @@ def test_probability_rows_must_be_non_negative_and_sum_to_one(bad_row, expected_
     ("dtype", "within", "beyond"),
     [(np.float32, 5e-4, 5e-3), (np.float64, 5e-7, 5e-6)],
 )
+@pytest.mark.slow
 def test_probability_rows_sum_to_one_within_the_dtypes_tolerance(dtype, within, beyond):
     params, x = _model()
     y = np.tile(np.array([0.25, 0.25, 0.5], dtype), (5, 1))
@@ -368,6 +369,7 @@ def test_probability_rows_sum_to_one_within_the_dtypes_tolerance(dtype, within, 
         fungrad.value_and_grad(params, x, y, loss="softmax_cross_entropy")
 
 
+@pytest.mark.slow
 def test_valid_targets_of_every_kind_pass():
     params, x = _model()
     rng = np.random.default_rng(5)

@@ -43,6 +43,7 @@ def test_init_default_dtype_is_float32():
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 def test_init_is_deterministic_in_the_key():
     a, b = mlp.init(jax.random.key(1), SIZES), mlp.init(jax.random.key(1), SIZES)
     c = mlp.init(jax.random.key(2), SIZES)

@@ -96,6 +96,7 @@ def _nesterov(lr, beta):
     ("variant", "rule"), [("heavy_ball", _heavy_ball), ("ema", _ema), ("nesterov", _nesterov)]
 )
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+@pytest.mark.slow
 def test_momentum_variants_follow_their_formula(variant, rule, beta):
     lr = 0.15
     actual = _trajectory(optim.momentum(lr, beta, variant=variant))
@@ -167,6 +168,7 @@ def test_momentum_with_a_schedule_runs(variant):
     assert np.all(np.isfinite(trajectory))
 
 
+@pytest.mark.slow
 def test_a_traced_learning_rate_works_inside_jit():
     g = jnp.asarray(_gradient(W0))
     w = jnp.asarray(W0)

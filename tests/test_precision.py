@@ -83,6 +83,7 @@ def test_wide_leaves_are_returned_untouched():
 @pytest.mark.parametrize(
     "loss", ["l2", "mse", "softmax_cross_entropy", "sigmoid_binary_cross_entropy"]
 )
+@pytest.mark.slow
 def test_loss_is_summed_in_float32(dtype, loss):
     """A 2048-sample mean of low-precision outputs equals float64 arithmetic to float32 accuracy.
 
@@ -111,6 +112,7 @@ def test_loss_is_summed_in_float32(dtype, loss):
     np.testing.assert_allclose(value, exact.mean(), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_builtin_losses_compute_in_float32():
     logits = jnp.asarray([[300.0, 0.0, -300.0]], jnp.float16)  # e^300 overflows float16, not 32
     loss = losses.get_loss("softmax_cross_entropy")
@@ -143,6 +145,7 @@ def test_probability_targets_rounded_to_bfloat16_are_accepted():
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.slow
 def test_inputs_take_the_parameters_dtype(dtype):
     params, x, _ = small_problem(dtype)
     assert mlp.check_input(params, x).dtype == dtype
@@ -182,6 +185,7 @@ def test_integer_params_of_any_model_are_a_type_error():
 
 
 @pytest.mark.parametrize("name", ["momentum", "ema", "adam"])
+@pytest.mark.slow
 def test_mixed_precision_keeps_float32_statistics(name):
     params, _, _ = small_problem(jnp.bfloat16)
     rule = optim.mixed_precision(optim.from_name(name, 0.01))
@@ -194,6 +198,7 @@ def test_mixed_precision_keeps_float32_statistics(name):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state) if leaf.ndim > 0)
 
 
+@pytest.mark.slow
 def test_mixed_precision_is_the_same_rule_for_float32():
     params, _, _ = small_problem(jnp.float32)
     adam = optim.adam(0.01)

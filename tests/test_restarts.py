@@ -203,6 +203,7 @@ def test_a_diverging_learning_rate_does_not_win_nor_disturb_the_others(grid):
     assert result.best_index == reference.best_index != 3
 
 
+@pytest.mark.slow
 def test_a_new_learning_rate_grid_does_not_recompile(count_compilations, grid):
     """BUG (reported): fit_restarts promises "the learning rate is then a traced value, so a
     new grid does not recompile the step", but it builds a fresh ``jax.jit`` on every call."""
@@ -254,11 +255,13 @@ def _bad_restarts(**overrides):
         ({"batch_size": 25}, ValueError, r"^batch_size:"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_an_error_naming_the_argument(overrides, error, pattern):
     with pytest.raises(error, match=pattern):
         _bad_restarts(**overrides)
 
 
+@pytest.mark.slow
 def test_learning_rates_must_match_the_runs():
     params, *_ = _regression()
     stacked = jax.tree.map(lambda leaf: jnp.stack([leaf] * 3), params)

@@ -135,6 +135,7 @@ def test_regression_undoes_the_target_scaling(tmp_path):
     assert figures["loss"] == fungrad.evaluate(params, standardize(x), scaled, loss="l2")["loss"]
 
 
+@pytest.mark.slow
 def test_many_rows_run_in_chunks_equal_to_one_call(species_run, count_compilations):
     folder, params, standardize = species_run
     run = runs.load_run(folder)
@@ -150,6 +151,7 @@ def test_many_rows_run_in_chunks_equal_to_one_call(species_run, count_compilatio
     assert compiled == []
 
 
+@pytest.mark.slow
 def test_preprocess_checks_the_width_and_values(species_run):
     run = runs.load_run(species_run[0])
     with pytest.raises(
@@ -165,6 +167,7 @@ def test_preprocess_checks_the_width_and_values(species_run):
     np.testing.assert_array_equal(run.preprocess(x), standardize(x))
 
 
+@pytest.mark.slow
 def test_evaluate_maps_labels_and_names_an_unknown_one(species_run):
     folder, params, standardize = species_run
     run = runs.load_run(folder)

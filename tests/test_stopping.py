@@ -523,6 +523,7 @@ def test_no_improvement_in_fit_stops_patience_epochs_after_the_best_epoch(patien
     assert result.stop_reason == condition.name
 
 
+@pytest.mark.slow
 def test_no_improvement_in_fit_with_min_delta_counts_only_large_gains():
     # Gains: 1.96 -> 0.846 -> 0.287 -> 0.052 -> 0.0003; with min_delta 0.1 the last one is too
     # small, so the best stays epoch 3 and the run stops one epoch earlier than without it.

@@ -92,6 +92,7 @@ def _rolling_ball(params, x, y):
     return w**4 + 2 * w**3, {"w": 4 * w**3 + 6 * w**2}
 
 
+@pytest.mark.slow
 def test_momentum_rolls_past_the_flat_point_where_gd_stalls():
     """L(w) = w^4 + 2 w^3 = w^3 (w + 2): flat at w = 0 (L' = L'' = 0), minimum at w = -3/2.
 
@@ -387,6 +388,7 @@ def test_fit_result_fields(digits_run):
     assert result.history["loss"][-1] < result.history["loss"][0]
 
 
+@pytest.mark.slow
 def test_callback_gets_each_epoch_in_order_with_float_metrics(digits_run):
     result, _, calls = digits_run
     assert [epoch for epoch, _ in calls] == list(range(result.epochs_run))
@@ -537,12 +539,14 @@ def test_bad_targets_are_errors_naming_y(overrides, error):
     assert message.startswith("y:") or message.startswith("y "), message
 
 
+@pytest.mark.slow
 def test_bad_labels_name_the_valid_range():
     params = mlp.init(jax.random.key(0), [3, 4, 3])
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         _bad_fit(params=params, loss="softmax_cross_entropy", y=_classes().at[5].set(7))
 
 
+@pytest.mark.slow
 def test_stop_on_a_metric_not_recorded_is_a_value_error():
     with pytest.raises(ValueError, match=r"^stop:.*val_loss"):
         _bad_fit(stop=stopping.target("val_loss", 0.1))

@@ -432,11 +432,13 @@ class _Unhashable:
     ],
     ids=lambda value: None if isinstance(value, (dict, type, str)) else str(value),
 )
+@pytest.mark.slow
 def test_bad_input_is_an_error_naming_the_argument(overrides, error, pattern):
     with pytest.raises(error, match=pattern):
         _bad_fit(**overrides)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_activations_with_a_model():
     with pytest.raises(ValueError, match=r"^activation:"):
         fungrad.evaluate(
@@ -445,6 +447,7 @@ def test_evaluate_refuses_activations_with_a_model():
         )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_restarts_refuse_backprop_for_a_model():
     with pytest.raises(ValueError, match=r"^gradients:"):
         fungrad.fit_restarts(
