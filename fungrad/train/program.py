@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fungrad import _checks, parallel, stopping
 from fungrad._checks import positive_int
@@ -54,6 +55,7 @@ def as_stops(stop) -> tuple[StopCondition, ...]:
 def check_data(names: tuple[str, str], x, y, params, source: Source):
     """Check inputs and targets; ``names`` are what errors call them, e.g. ``("x", "y")``."""
     x_name, y_name = names
+    given_x, given_y = x, y
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{x_name}: expected a non-empty batch of samples, got shape {x.shape}")
@@ -61,15 +63,34 @@ def check_data(names: tuple[str, str], x, y, params, source: Source):
         raise ValueError(
             f"{y_name}: expected {x.shape[0]} rows to match {x_name}, got shape {y.shape}"
         )
-    _check_finite(x_name, x)
+    _check_finite(x_name, _on_host(given_x, x))
     x, y = source.prepare(params, x, y, names)
-    _check_finite(y_name, y)
+    _check_finite(y_name, _on_host(given_y, y))
     return x, y
 
 
+def _on_host(given, converted):
+    """``given`` where it is a NumPy array of the same dtype (no conversion overflowed)."""
+    same = isinstance(given, np.ndarray) and given.dtype == converted.dtype
+    return given if same and given.shape == converted.shape else converted
+
+
+@jax.jit
+def _all_finite(array: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(array))
+
+
 def _check_finite(name: str, array) -> None:
-    """NaN or infinity in ``array``: an error with how many and the first row."""
-    if jnp.issubdtype(array.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(array))):
+    """NaN or infinity in ``array``: an error with how many and the first row.
+
+    NumPy arrays are checked where they are, on the host; device arrays by one compiled
+    reduction, read back as one bool.
+    """
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        return
+    if isinstance(array, np.ndarray):
+        _checks.check_finite(name, array)
+    elif not bool(_all_finite(array)):
         if array.is_fully_addressable:
             _checks.check_finite(name, array)
         raise ValueError(f"{name}: contains NaN or infinity")
