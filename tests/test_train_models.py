@@ -6,12 +6,6 @@ object and settings), which is itself part of what is tested. Tests that compile
 program are marked slow, as elsewhere; the checks of bad input compile nothing.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -456,65 +450,5 @@ def test_restarts_refuse_backprop_for_a_model():
         )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- devices
-
-MESH_SCRIPT = textwrap.dedent(
-    """
-    import json
-    import jax, jax.numpy as jnp, numpy as np
-    from jax import lax
-    from jax.sharding import Mesh
-    import fungrad
-    from fungrad import optim, parallel
-
-    def cnn(params, x):
-        h = lax.conv_general_dilated(x, params["w"], (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        h = lax.reduce_window(jax.nn.relu(h), -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
-                              "VALID")
-        return h.reshape(h.shape[0], -1) @ params["dense"]
-
-    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-    params = {"w": 0.4 * jax.random.normal(k1, (3, 3, 1, 2), jnp.float32),
-              "dense": 0.2 * jax.random.normal(k2, (18, 3), jnp.float32)}
-    x = jax.random.normal(k3, (20, 6, 6, 1), jnp.float32)
-    y = jnp.argmax(x[..., 0].reshape(20, 3, 12).sum(-1), -1)
-    common = dict(model=cnn, loss="softmax_cross_entropy", epochs=3, batch_size=4,
-                  key=jax.random.key(1), optimizer=optim.sgd(0.1))
-
-    def difference(a, b):
-        return max(float(jnp.max(jnp.abs(u - v))) for u, v in
-                   zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-    one = fungrad.fit(params, x, y, **common)
-    two = fungrad.fit(params, x, y, mesh=parallel.data_mesh(2), **common)
-    runs_mesh = Mesh(np.array(jax.devices()), ("runs",))
-    starts = [params, jax.tree.map(lambda a: -a, params)]
-    spread = fungrad.fit_restarts(starts, x, y, mesh=runs_mesh, **common)
-    local = fungrad.fit_restarts(starts, x, y, **common)
-    print("REPORT" + json.dumps({
-        "devices": jax.device_count(),
-        "data_parallel_difference": difference(one.params, two.params),
-        "params_replicated": bool(two.params["w"].sharding.is_fully_replicated),
-        "restarts_difference": difference(spread.params, local.params),
-        "restarts_spec": list(spread.params["w"].sharding.spec),
-    }))
-    """
-)
-
-
-@pytest.mark.slow
-def test_a_cnn_trains_data_parallel_and_spreads_restarts_over_devices():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-    completed = subprocess.run(
-        [sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("REPORT"))
-    report = json.loads(line[len("REPORT") :])
-    assert report["devices"] == 2
-    assert report["data_parallel_difference"] < 1e-5
-    assert report["params_replicated"]
-    assert report["restarts_difference"] < 1e-5
-    assert report["restarts_spec"] == ["runs"]
+# A CNN on device meshes (data-parallel, runs spread, both at once, Auto and Explicit axes)
+# is tested with the MLP in tests/test_parallel_explicit.py, in one forced-devices process.
