@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 from jax import lax
+from test_train_saving import leaves_equal
 
 import fungrad
 from fungrad import checkpoint, mlp, optim, stopping
@@ -108,20 +109,6 @@ def _assert_trees_close(actual, expected, rtol=1e-10, atol=1e-12):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
 
 
-def _leaves_equal(a, b):
-    def plain(leaf):
-        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            return jax.random.key_data(leaf)
-        return leaf
-
-    pairs = zip(
-        jax.tree.leaves(jax.tree.map(plain, a)),
-        jax.tree.leaves(jax.tree.map(plain, b)),
-        strict=True,
-    )
-    return all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in pairs)
-
-
 def _mean_loss(model, loss):
     loss = fungrad.get_loss(loss)
     return lambda p, x, y: jnp.mean(loss.fn(model(p, x), y))
@@ -183,7 +170,7 @@ def test_the_general_engine_is_the_default_for_a_model(cnn_run):
         cnn_init(jax.random.key(0)), X, Y, checkpoint=lambda c: configs.append(c.config),
         **CNN_SETTINGS,
     )  # fmt: skip
-    assert _leaves_equal(default.state, cnn_run.state)
+    assert leaves_equal(default.state, cnn_run.state)
     fit_config = configs[-1]["fit"]
     assert fit_config["gradients"] == "graph"
     assert fit_config["model"] == "custom"
@@ -222,8 +209,8 @@ def test_an_interrupted_cnn_run_resumes_bit_for_bit(cnn_run, tmp_path):
     assert checkpoint.restore(path).config["fit"]["model"] == "custom"
     resumed = fungrad.fit(start, X, Y, initial_state=path, **CNN_SETTINGS)
     assert resumed.epochs_run == 4
-    assert _leaves_equal(resumed.state, cnn_run.state)
-    assert _leaves_equal(resumed.params, cnn_run.params)
+    assert leaves_equal(resumed.state, cnn_run.state)
+    assert leaves_equal(resumed.params, cnn_run.params)
     assert resumed.best_epoch == cnn_run.best_epoch
     for name, values in cnn_run.history.items():
         np.testing.assert_array_equal(resumed.history[name], values)
@@ -247,7 +234,7 @@ def test_cnn_restarts_equal_fit_one_by_one(cnn_run):
     result = fungrad.fit_restarts(starts, X, Y, **CNN_SETTINGS)
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts)
     again = fungrad.fit_restarts(stacked, X, Y, **CNN_SETTINGS)
-    assert _leaves_equal(again.params, result.params)
+    assert leaves_equal(again.params, result.params)
     for r, start in enumerate(starts):
         alone = fungrad.fit(start, X, Y, **{**CNN_SETTINGS, "key": result.keys[r]})
         _assert_trees_close(jax.tree.map(lambda a, r=r: a[r], result.params), alone.params)
