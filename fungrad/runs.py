@@ -56,7 +56,7 @@ CHUNK = 8192
 
 
 @functools.cache
-def _mlp_model(activation: str, output_activation: str):
+def mlp_model(activation: str, output_activation: str):
     """The MLP's ``model(params, x)``: one function object per pair, so compiles are reused."""
 
     def model(params, x):
@@ -76,6 +76,24 @@ def _forward(params, x, *, model, head: str):
         p = jax.nn.sigmoid(outputs)
         return jnp.concatenate([1 - p, p], axis=-1)
     return outputs
+
+
+def outputs_in_chunks(params, x: np.ndarray, model, head: str) -> np.ndarray:
+    """``model(params, x)`` (after ``head``) for ``n >= 1`` rows, in compiled chunks.
+
+    Chunks hold :data:`CHUNK` rows; fewer rows are padded with zeros to the next power of
+    two, so row counts share a few programs.
+    """
+    n = x.shape[0]
+    size = CHUNK if n >= CHUNK else 1 << max(n - 1, 0).bit_length()
+    chunks = []
+    for start in range(0, n, size):
+        part = x[start : start + size]
+        rows = part.shape[0]
+        if rows < size:
+            part = np.concatenate([part, np.zeros((size - rows, x.shape[1]), x.dtype)])
+        chunks.append(np.asarray(_forward(params, part, model=model, head=head))[:rows])
+    return np.concatenate(chunks)
 
 
 class Run:
@@ -104,7 +122,7 @@ class Run:
         self._loss = get_loss(fit["loss"])
         self._dtype = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype)
         if model is None:  # an MLP
-            self._model = _mlp_model(fit["activation"], fit["output_activation"])
+            self._model = mlp_model(fit["activation"], fit["output_activation"])
             self._options = dict(activation=fit["activation"],
                                  output_activation=fit["output_activation"])  # fmt: skip
             self.n_features, n_outputs = mlp.layer_sizes(params)[0], mlp.layer_sizes(params)[-1]
@@ -203,20 +221,10 @@ class Run:
 
     def _outputs(self, x: np.ndarray, head: str) -> np.ndarray:
         """The model's outputs ``(n, k)`` on preprocessed rows (after ``head``), in chunks."""
-        n = x.shape[0]
-        size = CHUNK if n >= CHUNK else 1 << max(n - 1, 0).bit_length()
-        chunks = []
-        for start in range(0, n, size):
-            part = x[start : start + size]
-            rows = part.shape[0]
-            if rows < size:
-                part = np.concatenate([part, np.zeros((size - rows, x.shape[1]), x.dtype)])
-            outputs = _forward(self.params, part, model=self._model, head=head)
-            chunks.append(np.asarray(outputs)[:rows])
-        if not chunks:
+        if x.shape[0] == 0:
             width = self._n_outputs * (2 if head == "sigmoid_pair" else 1)
             return np.zeros((0, width), self._dtype)
-        return np.concatenate(chunks)
+        return outputs_in_chunks(self.params, x, self._model, head)
 
     def _original_units(self, outputs: np.ndarray) -> np.ndarray:
         if self._target is None:

@@ -272,6 +272,10 @@ def plot(
         OSError: if the file cannot be written.
     """
     figure = draw_history(runs, best, title=title)
-    write_atomically(path, lambda file: figure.savefig(file, dpi=100, format="png"))
+    # zlib's fastest level: a PNG about a fifth larger, written in half the time.
+    write_atomically(
+        path,
+        lambda file: figure.savefig(file, dpi=100, format="png", pil_kwargs={"compress_level": 1}),
+    )
     bottom, top = figure.axes[0].get_ylim()
     return float(bottom), float(top)

@@ -21,6 +21,7 @@ from fungrad.cli.progress import Progress
 from fungrad.cli.results import Outcome, finish
 from fungrad.cli.settings import default_learning_rate, new_config, resumed_config
 from fungrad.cli.signals import Interruption, interruptible
+from fungrad.cli.warmup import warm_evaluation_in_background
 from fungrad.cli.writer import RunWriter
 
 __all__ = ["run_train"]
@@ -214,6 +215,7 @@ def _fit(config, prepared, writer, saved, common) -> Outcome:
             return cnn.init(key, side=side, n_outputs=outputs, channels=(c1, c2), dtype=dtype)
         return mlp.init(key, config["sizes"], dtype=dtype, activation=config["activation"])
 
+    writer.warm_up = warm_evaluation_in_background(init, init_key, config, prepared)
     x, y = prepared.parts.x_train, prepared.parts.y_train
     if writer.runs == 1:
         optimizer = optim.from_name(
