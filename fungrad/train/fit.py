@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,6 +55,14 @@ def check_like(state, like, argname: str) -> None:
             )
 
 
+@functools.partial(jax.jit, static_argnames=("program", "optimizer", "dtype"))
+def _fresh_carry(params, key, *, program: Program, optimizer, dtype) -> Carry:
+    """A new run's carry as one compiled call: its optimizer state, empty history and best."""
+    state = TrainState(params, rule_for_params(optimizer, params).init(params),
+                       jnp.zeros((), jnp.int32), key)  # fmt: skip
+    return initial_carry(program, state, dtype)
+
+
 def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Carry:
     """The carry to start from: fresh, a TrainState's, or a checkpoint's (path or restored).
 
@@ -68,7 +77,7 @@ def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Car
 
     dtype = history_dtype(params)
     if initial_state is None:
-        carry = initial_carry(program, fresh_state(params), dtype)
+        carry = _fresh_carry(params, key, program=program, optimizer=optimizer, dtype=dtype)
     elif isinstance(initial_state, TrainState):
         check_like(initial_state, jax.eval_shape(fresh_state, params), "initial_state")
         carry = initial_carry(program, initial_state, dtype)
@@ -98,9 +107,8 @@ def _loop(program, optimizer, carry, data, callback, saver, config):
     code, message = int(carry.code), None
     for epoch in range(int(carry.epoch), program.epochs if code == 0 else 0):
         carry = advance_compiled(carry, *data, program=program, optimizer=optimizer)
-        code, metrics = jax.device_get(
-            (carry.code, {name: values[epoch] for name, values in carry.history.items()})
-        )
+        code, history = jax.device_get((carry.code, carry.history))  # one read, no slicing op
+        metrics = {name: values[epoch] for name, values in history.items()}
         if callback is not None:
             try:
                 callback(epoch, {name: float(value) for name, value in metrics.items()})
