@@ -300,6 +300,12 @@ def test_check_agrees_with_jax_grad(capsys):
         assert len(row.split()) == 4 and all(float(e) <= 2e-3 for e in row.split()[2:])
 
 
+def test_check_refuses_an_unknown_activation(capsys):
+    status, out, err = run(capsys, "check", "--activations", "tanh,nope")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "--activations: 'nope' is not a registered activation" in err
+
+
 def test_check_flags_rows_beyond_the_tolerance_and_fails(capsys):
     from fungrad.cli import check
 
@@ -328,13 +334,17 @@ def test_check_finds_a_wrong_rule_in_the_general_engine(capsys):
     tanh_rule = registry.rule_for(lax.tanh_p)
     graph.defvjp(lax.tanh_p, lambda g, ans, x, **params: (1.01 * tanh_rule(g, ans, x)[0],))
     try:
-        status, out, _ = run(capsys, "check", "--trials", "1", "--dtype", "float32")
+        status, out, _ = run(
+            capsys, "check", "--trials", "1", "--dtype", "float32", "--activations", "tanh,relu"
+        )
     finally:
         graph.defvjp(lax.tanh_p, tanh_rule)
     assert status == 1
     failing = [line.split()[:2] for line in out.splitlines() if "FAIL" in line]
     # Only the graph column of the tanh rows: the MLP engine and jax.grad use no graph rule.
     assert failing and all(activation == "tanh" for activation, _ in failing)
+    checked = {line.split()[0] for line in out.splitlines()[2:-1]}
+    assert checked == {"tanh", "relu"}  # --activations: these two, and no other
     assert all(line.endswith("FAIL (graph)") for line in out.splitlines() if "FAIL" in line)
 
 

@@ -49,6 +49,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def name_list(text: str) -> list[str]:
+    """``"tanh,relu"`` -> ``["tanh", "relu"]``: comma-separated names, none empty."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
 def int_list(text: str) -> list[int]:
     if text.strip() in ("", "none"):
         return []

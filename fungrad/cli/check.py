@@ -21,6 +21,8 @@ import argparse
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from fungrad.cli import UsageError
+
 __all__ = ["run_check"]
 
 ENGINES = ("backprop", "graph")
@@ -50,8 +52,8 @@ def run_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fungrad import losses
-    from fungrad.activations import activation_names
 
+    chosen = _activations(args)  # before anything prints: a bad name is one line, exit 2
     dtype = jnp.float64 if args.dtype == "float64" else jnp.float32
     tolerance = args.tolerance or (1e-8 if args.dtype == "float64" else 2e-3)
     names = losses.loss_names()
@@ -61,7 +63,7 @@ def run_check(args: argparse.Namespace) -> int:
     problems = [[_random_problem(rng, dtype, *shape) for shape in shapes] for _ in range(trials)]
     _print_header(args, len(shapes), trials, tolerance)
     groups = range(0, len(shapes), GROUP)  # the first architecture of each program
-    work = [(activation, first) for activation in activation_names() for first in groups]
+    work = [(activation, first) for activation in chosen for first in groups]
 
     def worst(task):  # every trial has the same shapes: one compile per task
         activation, first = task
@@ -79,6 +81,21 @@ def run_check(args: argparse.Namespace) -> int:
                 failed += _print_rows(activation, names, errors, tolerance)
                 rows, errors = rows + len(names), np.zeros_like(errors)
     return _print_summary(failed, rows, tolerance)
+
+
+def _activations(args) -> list[str]:
+    """``--activations`` checked against the registry, in the order given; else every one."""
+    from fungrad.activations import activation_names
+
+    known = activation_names()
+    chosen = getattr(args, "activations", None) or known
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--activations: {', '.join(map(repr, unknown))} is not a registered activation; "
+            f"expected some of {', '.join(known)}"
+        )
+    return list(dict.fromkeys(chosen))
 
 
 def architectures(rng, thorough: bool = False) -> list[tuple[list[int], int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from fungrad.cli import UsageError
-from fungrad.cli.arguments import positive_float, positive_int
+from fungrad.cli.arguments import name_list, positive_float, positive_int
 from fungrad.cli.train_options import ACTIVATIONS, LOSSES, OPTIMIZERS, add_train_options
 
 __all__ = ["ACTIVATIONS", "LOSSES", "OPTIMIZERS", "build_parser", "given_options"]
@@ -104,6 +104,14 @@ def _add_check(sub) -> None:
         default="float64",
         choices=("float64", "float32"),
         help="precision (default: float64)",
+    )
+    check.add_argument(
+        "--activations",
+        type=name_list,
+        default=None,
+        metavar="NAME,...",
+        help="check only these activations, e.g. tanh,my_activation (default: every "
+        "registered one)",
     )
     check.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     check.add_argument(
