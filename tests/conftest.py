@@ -56,46 +56,26 @@ def count_compilations():
     return _collect_compilations
 
 
-FOUR_DEVICE_SCRIPTS: dict[str, str] = {}
-"""Scripts to run on 4 forced CPU devices, by name: see :func:`four_device_script`."""
+def _run_on_four_devices(script: str) -> dict:
+    """Run ``script`` in a process with 4 forced CPU devices; return the JSON it printed.
 
-_DRIVER = """
-import contextlib, io, json, sys
-scripts, reports = json.loads(sys.stdin.read()), {}
-for name, script in scripts.items():
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(script, name, "exec"), {"__name__": name})
-    line = next(ln for ln in printed.getvalue().splitlines() if ln.startswith("REPORT"))
-    reports[name] = json.loads(line[len("REPORT"):])
-print("REPORT" + json.dumps(reports))
-"""
-
-
-def four_device_script(name: str, script: str) -> str:
-    """Register ``script`` (which prints one line ``REPORT{...}``) to run on 4 CPU devices.
-
-    Every registered script runs in one process, one after the other (XLA fixes the device
-    count when JAX starts, hence a process of its own; one process starts JAX once for all).
-    The tests reading the reports share the xdist group ``four_devices``, so one worker runs
-    that process. Returns ``name``.
+    XLA fixes the device count when JAX starts, hence a process of its own. The script
+    prints one line ``REPORT{...}``.
     """
-    FOUR_DEVICE_SCRIPTS[name] = script
-    return name
-
-
-@pytest.fixture(scope="session")
-def four_device_reports() -> dict:
-    """``{name: report}`` of every registered script, from one process with 4 CPU devices."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     completed = subprocess.run(
-        [sys.executable, "-c", _DRIVER], input=json.dumps(FOUR_DEVICE_SCRIPTS),
-        capture_output=True, text=True, env=env, timeout=900,
-    )  # fmt: skip
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("REPORT"))
     return json.loads(line[len("REPORT") :])
+
+
+@pytest.fixture(scope="session")
+def run_on_four_devices():
+    """``run_on_four_devices(script) -> dict``: a script's report from 4 forced CPU devices."""
+    return _run_on_four_devices

@@ -9,13 +9,12 @@ import textwrap
 
 import jax
 import pytest
-from conftest import four_device_script
 
 import fungrad
 from fungrad import mlp, optim, parallel
 
 # Each test here starts processes or compiles whole programs: the full suite runs them.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("four_devices")]
+pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent(
     """
@@ -104,13 +103,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-# The scripts of every module run in one 4-device process, on one xdist worker.
-FOUR_DEVICES = four_device_script("data_parallel", SCRIPT)
-
-
 @pytest.fixture(scope="module")
-def report(four_device_reports):
-    return four_device_reports[FOUR_DEVICES]
+def report(run_on_four_devices):
+    return run_on_four_devices(SCRIPT)
 
 
 def test_four_devices_are_present(report):

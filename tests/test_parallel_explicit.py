@@ -12,7 +12,6 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import four_device_script
 from jax.sharding import AxisType, Mesh
 
 import fungrad
@@ -118,17 +117,15 @@ SCRIPT = textwrap.dedent(
 )
 
 # Each test here starts a process or compiles whole programs: the full suite runs them.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("four_devices")]
-# The scripts of every module run in one 4-device process, on one xdist worker.
-FOUR_DEVICES = four_device_script("mesh_axis_types", SCRIPT)
+pytestmark = pytest.mark.slow
 
 KINDS = ("Auto", "Explicit")
 MODELS = ("mlp", "cnn")
 
 
 @pytest.fixture(scope="module")
-def report(four_device_reports):
-    return four_device_reports[FOUR_DEVICES]
+def report(run_on_four_devices):
+    return run_on_four_devices(SCRIPT)
 
 
 def test_four_devices_and_the_default_axis_types(report):
