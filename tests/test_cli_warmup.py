@@ -14,6 +14,9 @@ import pytest
 from fungrad import runs
 from fungrad.cli import main
 
+# Each test here trains a whole program: the full suite runs them.
+pytestmark = pytest.mark.slow
+
 
 def _table(path, rows: int, regression: bool) -> None:
     rng = np.random.default_rng(rows)
