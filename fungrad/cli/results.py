@@ -68,8 +68,6 @@ def finish(args, config, prepared, writer, outcome, progress, interruption) -> i
             file=sys.stderr,
         )
         return interruption.exit_status
-    if writer.warm_up is not None:  # its programs are the evaluation's: wait, not compile twice
-        writer.warm_up.join()
     evaluation = _evaluate(writer.folder, prepared)
     summary = _summary(config, writer, outcome, evaluation, progress, written)
     write_json(writer.folder / "summary.json", summary)

@@ -136,6 +136,8 @@ def _train_in(args, interruption, config, prepared, run_folder, saved) -> int:
         outcome = _fit(config, prepared, writer, saved, dict(common, callback=progress))
     finally:
         progress.close()
+        if writer.warm_up is not None:  # however training ended: no compile outlives the run
+            writer.warm_up.join()
     return finish(args, config, prepared, writer, outcome, progress, interruption)
 
 

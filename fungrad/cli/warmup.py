@@ -8,8 +8,9 @@ starts: XLA releases the GIL while it compiles, so on a machine with a second co
 beside the epoch's own compilation. It evaluates zero parameters of the model's shapes on
 the prepared parts, through the same call (:func:`fungrad.evaluate`, and for a regression the
 same chunked forward pass), so the later evaluation of the trained run finds each program in
-JAX's in-memory cache. Warming is best effort: any failure is ignored here, and the real
-evaluation reports it.
+JAX's in-memory cache. ``fungrad train`` waits for the thread when training ends, however it
+ends, so no compilation outlives the run. Warming is best effort: any failure is ignored
+here, and the real evaluation reports it.
 """
 
 from __future__ import annotations

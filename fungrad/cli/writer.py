@@ -46,7 +46,7 @@ class RunWriter:
         self.last = None  # the last snapshot written, and its config
         self.saved_config: dict | None = None
         self.best_run = 0
-        self.warm_up = None  # the thread compiling the evaluation (fungrad.cli.warmup)
+        self.warm_up = None  # the thread compiling the evaluation (joined after training)
 
     def __call__(self, snapshot) -> None:
         from fungrad import checkpoint
