@@ -27,9 +27,6 @@ def _evaluate_zeros(template: Any, options: dict, parts, regression: bool, scale
     from fungrad.train import evaluate
 
     params = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), template)
-    model = options.get("model") or runs.mlp_model(
-        options["activation"], options["output_activation"]
-    )
     for x, y in ((parts.x_train, parts.y_train), (parts.x_test, parts.y_test)):
         if len(x) == 0:
             continue
@@ -39,7 +36,10 @@ def _evaluate_zeros(template: Any, options: dict, parts, regression: bool, scale
         elif scaled:
             y = np.asarray(y, np.float32).reshape(len(y), -1)  # as the run scales its targets
         evaluate(params, x, y, **options)
-        if regression:
+        if regression:  # the run's errors in the targets' own units
+            model = options.get("model") or runs.mlp_model(
+                options["activation"], options["output_activation"]
+            )
             runs.outputs_in_chunks(params, x, model, "outputs")
 
 

@@ -55,12 +55,16 @@ def check_like(state, like, argname: str) -> None:
             )
 
 
+def _fresh_state(optimizer, params, key) -> TrainState:
+    """A new run's state: ``params``, the optimizer's initial state, step 0, ``key``."""
+    opt_state = rule_for_params(optimizer, params).init(params)
+    return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+
+
 @functools.partial(jax.jit, static_argnames=("program", "optimizer", "dtype"))
 def _fresh_carry(params, key, *, program: Program, optimizer, dtype) -> Carry:
     """A new run's carry as one compiled call: its optimizer state, empty history and best."""
-    state = TrainState(params, rule_for_params(optimizer, params).init(params),
-                       jnp.zeros((), jnp.int32), key)  # fmt: skip
-    return initial_carry(program, state, dtype)
+    return initial_carry(program, _fresh_state(optimizer, params, key), dtype)
 
 
 def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Carry:
@@ -72,8 +76,7 @@ def _start(program: Program, params, optimizer, key, initial_state, mesh) -> Car
     params = jax.tree.map(jnp.asarray, params)
 
     def fresh_state(p):
-        opt_state = rule_for_params(optimizer, p).init(p)
-        return TrainState(p, opt_state, jnp.zeros((), jnp.int32), key)
+        return _fresh_state(optimizer, p, key)
 
     dtype = history_dtype(params)
     if initial_state is None:
@@ -107,8 +110,9 @@ def _loop(program, optimizer, carry, data, callback, saver, config):
     code, message = int(carry.code), None
     for epoch in range(int(carry.epoch), program.epochs if code == 0 else 0):
         carry = advance_compiled(carry, *data, program=program, optimizer=optimizer)
-        code, history = jax.device_get((carry.code, carry.history))  # one read, no slicing op
-        metrics = {name: values[epoch] for name, values in history.items()}
+        code, metrics = jax.device_get(
+            (carry.code, {name: values[epoch] for name, values in carry.history.items()})
+        )
         if callback is not None:
             try:
                 callback(epoch, {name: float(value) for name, value in metrics.items()})
